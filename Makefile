@@ -1,0 +1,65 @@
+# Credence: every day-to-day command. `make help` lists them.
+#
+# Builds share one target directory outside the work tree, so a fresh clone (CI) reuses
+# what an earlier build compiled instead of starting over.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+CACHE_HOME ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)
+export CARGO_TARGET_DIR ?= $(CACHE_HOME)/credence/target
+export CARGO_TERM_COLOR ?= never
+CARGO ?= cargo
+
+RULES ?= scorer/rules/example.yaml
+EVENTS ?= docs/examples/events.jsonl
+
+.PHONY: help
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+
+.PHONY: setup
+setup: ## Install the toolchain parts the build needs (rustfmt, clippy) and fetch crates
+	@command -v rustup >/dev/null && rustup component add rustfmt clippy >/dev/null 2>&1 || true
+	$(CARGO) fetch --locked
+
+.PHONY: run
+run: setup ## Score the example events with the example rule set, offline (RULES=, EVENTS=)
+	$(CARGO) run --release -p credence-server -- simulate --rules $(RULES) --events $(EVENTS)
+
+.PHONY: check-rules
+check-rules: setup ## Validate a rule file and summarise it (RULES=)
+	$(CARGO) run --release -p credence-server -- rules check $(RULES)
+
+.PHONY: fmt
+fmt: ## Format all Rust code
+	$(CARGO) fmt --all
+
+.PHONY: fmt-check
+fmt-check: ## Fail when any Rust code is not formatted
+	$(CARGO) fmt --all -- --check
+
+.PHONY: clippy
+clippy: setup ## Lint every crate and target; warnings are errors
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+.PHONY: test-rust
+test-rust: setup ## Run every Rust test (unit, integration, property, doc)
+	$(CARGO) test --workspace --locked
+
+.PHONY: doc
+doc: setup ## Build the API docs; a missing or broken doc is an error
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --locked
+
+.PHONY: test
+test: fmt-check clippy test-rust doc ## Everything CI runs: format, lints, all tests, docs
+
+.PHONY: bench
+bench: setup ## Run the benchmarks (scoring engine throughput)
+	$(CARGO) bench -p credence-scorer --bench apply
+
+.PHONY: clean
+clean: ## Remove the shared build directory
+	rm -rf "$(CARGO_TARGET_DIR)"
