@@ -1,0 +1,119 @@
+//! The engine's per-subject state: plain data a store persists and restores.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use rustc_hash::FxHashSet;
+use serde::{Deserialize, Serialize};
+
+use crate::time::{Duration, Timestamp};
+
+/// Event times at which one rule applied to one subject, ascending: the cooldown reads the
+/// latest, the cap counts those inside its window.
+///
+/// Every application is kept (not only the last `cap.max`) because a late event's window
+/// can reach back past later applications, and a later version of the rule may add a cap;
+/// the cost is one timestamp per score change, the same order as the applied event ids.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RuleHistory(Vec<Timestamp>);
+
+impl RuleHistory {
+    /// The latest event time the rule applied at.
+    pub fn last(&self) -> Option<Timestamp> {
+        self.0.last().copied()
+    }
+
+    /// How many applications lie in `(t - window, t]`.
+    pub fn count_in_window(&self, t: Timestamp, window: Duration) -> usize {
+        let start = t.saturating_sub(window);
+        let lower = self.0.partition_point(|&a| a <= start);
+        let upper = self.0.partition_point(|&a| a <= t);
+        upper.saturating_sub(lower)
+    }
+
+    /// Records an application at `t`, keeping the times in order.
+    pub fn record(&mut self, t: Timestamp) {
+        let at = self.0.partition_point(|&a| a <= t);
+        self.0.insert(at, t);
+    }
+
+    /// All application times, ascending.
+    pub fn applications(&self) -> &[Timestamp] {
+        &self.0
+    }
+
+    /// A history from application times in any order.
+    pub fn from_times(mut times: Vec<Timestamp>) -> Self {
+        times.sort_unstable();
+        Self(times)
+    }
+}
+
+/// Everything the engine knows about one subject. Restoring a saved state and continuing
+/// gives the same results, to the bit, as never having stopped.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubjectState {
+    /// The subject.
+    pub subject_id: String,
+    /// Current score.
+    pub score: f64,
+    /// Current tier.
+    pub tier: Arc<str>,
+    /// Latest event time applied; decay runs from here.
+    pub last_time: Timestamp,
+    /// Id of the last applied event.
+    pub last_event_id: String,
+    /// Events applied (duplicates excluded).
+    pub applied_events: u64,
+    /// Config version of the last applied event.
+    pub config_version: u32,
+    /// Ids of every applied event (duplicate detection).
+    pub applied_event_ids: FxHashSet<String>,
+    /// Cooldown and cap state by rule id; survives rule edits and retire/activate.
+    pub rules: BTreeMap<Arc<str>, RuleHistory>,
+}
+
+impl SubjectState {
+    /// A new subject at `score` in `tier`, first seen at event time `t`.
+    pub fn new(subject_id: impl Into<String>, score: f64, tier: Arc<str>, t: Timestamp) -> Self {
+        Self {
+            subject_id: subject_id.into(),
+            score,
+            tier,
+            last_time: t,
+            last_event_id: String::new(),
+            applied_events: 0,
+            config_version: 0,
+            applied_event_ids: FxHashSet::default(),
+            rules: BTreeMap::new(),
+        }
+    }
+
+    /// Whether `event_id` was applied to this subject.
+    pub fn has_applied(&self, event_id: &str) -> bool {
+        self.applied_event_ids.contains(event_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_counts_exclude_the_start_and_include_the_end() {
+        let t = |s| Timestamp::from_unix_seconds(s);
+        let mut h = RuleHistory::default();
+        for s in [30, 10, 20] {
+            h.record(t(s));
+        }
+        assert_eq!(h.applications(), [t(10), t(20), t(30)]);
+        assert_eq!(h.last(), Some(t(30)));
+        let w = Duration::from_secs(10);
+        assert_eq!(h.count_in_window(t(30), w), 1, "(20, 30]: 20 has left the window");
+        assert_eq!(h.count_in_window(t(29), w), 1, "(19, 29] holds 20");
+        assert_eq!(h.count_in_window(t(25), Duration::from_secs(20)), 2, "(5, 25]");
+        assert_eq!(h.count_in_window(t(5), w), 0);
+    }
+}

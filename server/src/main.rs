@@ -1,0 +1,3 @@
+//! The `credence` command line (being written).
+
+fn main() {}
