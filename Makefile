@@ -14,6 +14,7 @@ CARGO ?= cargo
 
 RULES ?= scorer/rules/example.yaml
 EVENTS ?= docs/examples/events.jsonl
+CONTEXTS ?= docs/examples/contexts.jsonl
 
 .PHONY: help
 help: ## List the targets
@@ -26,8 +27,8 @@ setup: ## Install the toolchain parts the build needs (rustfmt, clippy) and fetc
 	$(CARGO) fetch --locked
 
 .PHONY: run
-run: setup ## Score the example events with the example rule set, offline (RULES=, EVENTS=)
-	$(CARGO) run --release -p credence-server -- simulate --rules $(RULES) --events $(EVENTS)
+run: setup ## Score the example events with the example rule set, offline (RULES=, EVENTS=, CONTEXTS=)
+	$(CARGO) run --release -p credence-server -- simulate --rules $(RULES) --events $(EVENTS) --contexts $(CONTEXTS)
 
 .PHONY: check-rules
 check-rules: setup ## Validate a rule file and summarise it (RULES=)

@@ -50,16 +50,22 @@ mod tests {
             .collect();
         let names: Vec<&str> = services.iter().map(|(n, _)| n.as_str()).collect();
         for expected in SERVICE_NAMES {
-            assert!(names.contains(&expected), "{expected} missing from {names:?}");
+            assert!(
+                names.contains(&expected),
+                "{expected} missing from {names:?}"
+            );
         }
         let rpcs = |service: &str| -> Vec<String> {
-            services.iter().find(|(n, _)| n == service).map(|(_, m)| m.clone()).unwrap_or_default()
+            services
+                .iter()
+                .find(|(n, _)| n == service)
+                .map(|(_, m)| m.clone())
+                .unwrap_or_default()
         };
-        assert_eq!(rpcs("credence.v1.IngestionService"), [
-            "PublishEvents",
-            "StreamEvents",
-            "UpsertProfiles"
-        ]);
+        assert_eq!(
+            rpcs("credence.v1.IngestionService"),
+            ["PublishEvents", "StreamEvents", "UpsertProfiles"]
+        );
         assert_eq!(rpcs("credence.v1.ScoringService").len(), 14);
         assert_eq!(rpcs("credence.v1.QueryService").len(), 7);
         assert_eq!(rpcs("credence.v1.GraphService").len(), 5);
@@ -74,12 +80,20 @@ mod tests {
             for e in enums {
                 let first = e.value.first().expect("enum has values");
                 assert_eq!(first.number(), 0, "{}", e.name());
-                assert!(first.name().ends_with("_UNSPECIFIED"), "{}: {}", e.name(), first.name());
+                assert!(
+                    first.name().ends_with("_UNSPECIFIED"),
+                    "{}: {}",
+                    e.name(),
+                    first.name()
+                );
             }
             for service in &file.service {
                 for m in &service.method {
                     assert_eq!(m.input_type(), format!(".credence.v1.{}Request", m.name()));
-                    assert_eq!(m.output_type(), format!(".credence.v1.{}Response", m.name()));
+                    assert_eq!(
+                        m.output_type(),
+                        format!(".credence.v1.{}Response", m.name())
+                    );
                 }
             }
         }
@@ -92,7 +106,10 @@ mod tests {
             subject_id: "SUBJ-000001".into(),
             event_type: "financial".into(),
             event_subtype: "late_payment".into(),
-            occurred_at: Some(prost_types::Timestamp { seconds: 1_767_261_600, nanos: 0 }),
+            occurred_at: Some(prost_types::Timestamp {
+                seconds: 1_767_261_600,
+                nanos: 0,
+            }),
             ..Default::default()
         };
         let bytes = event.encode_to_vec();

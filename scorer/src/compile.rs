@@ -15,12 +15,11 @@ use crate::validate::validate_rules;
 use crate::value::Value;
 
 /// An active rule, ready to meet events.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct CompiledRule {
     pub(crate) id: Arc<str>,
     pub(crate) version: u32,
     pub(crate) reason: Arc<str>,
-    pub(crate) subtype: Option<Box<str>>,
     pub(crate) conditions: Vec<CompiledCondition>,
     pub(crate) multipliers: Vec<(CompiledCondition, f64)>,
     pub(crate) points: f64,
@@ -41,8 +40,11 @@ impl CompiledRule {
             value: c.value.clone(),
         };
         let conditions: Vec<_> = rule.conditions.iter().map(compile).collect();
-        let multipliers: Vec<_> =
-            rule.multipliers.iter().map(|m| (compile(&m.when), m.factor)).collect();
+        let multipliers: Vec<_> = rule
+            .multipliers
+            .iter()
+            .map(|m| (compile(&m.when), m.factor))
+            .collect();
         let mut outside_reads: Vec<SubjectField> = conditions
             .iter()
             .chain(multipliers.iter().map(|(c, _)| c))
@@ -57,7 +59,6 @@ impl CompiledRule {
             id: Arc::from(rule.id.as_str()),
             version: rule.version,
             reason: Arc::from(rule.display_name()),
-            subtype: rule.event_subtype.as_deref().map(Box::from),
             conditions,
             multipliers,
             points: rule.points,
@@ -71,7 +72,8 @@ impl CompiledRule {
 
     /// Whether event time `t` is inside the rule's validity window `[from, until)`.
     pub(crate) fn is_valid_at(&self, t: Timestamp) -> bool {
-        self.valid_from.is_none_or(|from| t >= from) && self.valid_until.is_none_or(|until| t < until)
+        self.valid_from.is_none_or(|from| t >= from)
+            && self.valid_until.is_none_or(|until| t < until)
     }
 
     /// The outside values this rule read for an event at `t`, by path.
@@ -83,13 +85,24 @@ impl CompiledRule {
     }
 }
 
+/// The active rules of one event type, ready per subtype so that an event meets exactly
+/// the rules that can match it, already in (priority, id) order.
+#[derive(Debug, Default)]
+struct TypeIndex {
+    /// For each subtype some rule names: the rules naming it plus those naming none.
+    by_subtype: FxHashMap<Box<str>, Vec<CompiledRule>>,
+    /// For any other subtype: the rules naming no subtype.
+    any_subtype: Vec<CompiledRule>,
+}
+
 /// A validated rule set compiled for scoring. Build it once per rule-set version and share it
-/// (it is immutable); only ACTIVE rules are indexed, by event type, in (priority, id) order.
+/// (it is immutable); only ACTIVE rules are indexed, by event type then subtype.
 #[derive(Debug, Default)]
 pub struct RuleSet {
     version: u64,
     rules: Vec<Rule>,
-    by_type: FxHashMap<Box<str>, Vec<CompiledRule>>,
+    by_type: FxHashMap<Box<str>, TypeIndex>,
+    active_count: usize,
 }
 
 impl RuleSet {
@@ -97,14 +110,50 @@ impl RuleSet {
     /// active ones. `version` identifies the set (it grows with every rule change).
     pub fn compile(version: u64, rules: Vec<Rule>) -> Result<Self> {
         validate_rules(&rules)?;
-        let mut active: Vec<&Rule> =
-            rules.iter().filter(|r| r.status == RuleStatus::Active).collect();
+        let mut active: Vec<&Rule> = rules
+            .iter()
+            .filter(|r| r.status == RuleStatus::Active)
+            .collect();
         active.sort_by(|a, b| a.priority.cmp(&b.priority).then_with(|| a.id.cmp(&b.id)));
-        let mut by_type: FxHashMap<Box<str>, Vec<CompiledRule>> = FxHashMap::default();
-        for rule in active {
-            by_type.entry(Box::from(rule.event_type.as_str())).or_default().push(CompiledRule::new(rule));
+        let mut by_type: FxHashMap<Box<str>, TypeIndex> = FxHashMap::default();
+        for rule in &active {
+            let index = by_type
+                .entry(Box::from(rule.event_type.as_str()))
+                .or_default();
+            if let Some(subtype) = &rule.event_subtype {
+                index
+                    .by_subtype
+                    .entry(Box::from(subtype.as_str()))
+                    .or_default();
+            }
         }
-        Ok(Self { version, rules, by_type })
+        // `active` is in run order, so pushing in its order keeps every list in run order.
+        for rule in active {
+            let compiled = CompiledRule::new(rule);
+            let Some(index) = by_type.get_mut(rule.event_type.as_str()) else {
+                continue;
+            };
+            if let Some(subtype) = &rule.event_subtype {
+                if let Some(list) = index.by_subtype.get_mut(subtype.as_str()) {
+                    list.push(compiled);
+                }
+            } else {
+                for list in index.by_subtype.values_mut() {
+                    list.push(compiled.clone());
+                }
+                index.any_subtype.push(compiled);
+            }
+        }
+        let active_count = rules
+            .iter()
+            .filter(|r| r.status == RuleStatus::Active)
+            .count();
+        Ok(Self {
+            version,
+            rules,
+            by_type,
+            active_count,
+        })
     }
 
     /// The set's version.
@@ -119,11 +168,17 @@ impl RuleSet {
 
     /// How many rules score.
     pub fn active_count(&self) -> usize {
-        self.by_type.values().map(Vec::len).sum()
+        self.active_count
     }
 
-    /// The active rules for an event type, in the order they run.
-    pub(crate) fn candidates(&self, event_type: &str) -> &[CompiledRule] {
-        self.by_type.get(event_type).map_or(&[], Vec::as_slice)
+    /// The active rules that can match an event of this type and subtype, in run order.
+    pub(crate) fn candidates(&self, event_type: &str, event_subtype: &str) -> &[CompiledRule] {
+        let Some(index) = self.by_type.get(event_type) else {
+            return &[];
+        };
+        index
+            .by_subtype
+            .get(event_subtype)
+            .unwrap_or(&index.any_subtype)
     }
 }

@@ -49,7 +49,10 @@ pub struct ScoringConfig {
 
 impl Default for ScoringConfig {
     fn default() -> Self {
-        let tier = |name: &str, min_score: f64| Tier { name: Arc::from(name), min_score };
+        let tier = |name: &str, min_score: f64| Tier {
+            name: Arc::from(name),
+            min_score,
+        };
         Self {
             version: 1,
             baseline: 1000.0,
@@ -62,7 +65,9 @@ impl Default for ScoringConfig {
                 tier("B", 1100.0),
                 tier("A", 1300.0),
             ],
-            decay: Decay { half_life: Some(Duration::from_days(90)) },
+            decay: Decay {
+                half_life: Some(Duration::from_days(90)),
+            },
             alert_thresholds: vec![500.0],
             auto_create_subjects: true,
         }

@@ -46,6 +46,24 @@ impl ListKind {
     }
 }
 
+/// The set of list kinds a subject is on at some time: what `subject.lists` reads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ListKinds {
+    /// On the allow list.
+    pub allow: bool,
+    /// On the block list.
+    pub block: bool,
+}
+
+impl ListKinds {
+    /// The names, sorted (`"allow"` before `"block"`), as rules see them.
+    pub fn names(self) -> impl Iterator<Item = &'static str> {
+        [(self.allow, "allow"), (self.block, "block")]
+            .into_iter()
+            .filter_map(|(on, name)| on.then_some(name))
+    }
+}
+
 /// A subject's entry on a list, as far as scoring cares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -71,20 +89,26 @@ pub struct SubjectContext {
 
 impl SubjectContext {
     /// The context with no profile, no list entries and no association.
-    pub const EMPTY: SubjectContext =
-        SubjectContext { profile: None, lists: Vec::new(), association: None };
+    pub const EMPTY: SubjectContext = SubjectContext {
+        profile: None,
+        lists: Vec::new(),
+        association: None,
+    };
 
-    /// The names of the list kinds the subject is on at event time `t`, sorted, each once.
-    pub fn list_names_at(&self, t: Timestamp) -> Vec<&'static str> {
-        let mut names: Vec<&'static str> = self
+    /// The list kinds the subject is on at event time `t`.
+    pub fn lists_at(&self, t: Timestamp) -> ListKinds {
+        let mut kinds = ListKinds::default();
+        for entry in self
             .lists
             .iter()
             .filter(|e| e.expires_at.is_none_or(|exp| t < exp))
-            .map(|e| e.kind.name())
-            .collect();
-        names.sort_unstable();
-        names.dedup();
-        names
+        {
+            match entry.kind {
+                ListKind::Block => kinds.block = true,
+                ListKind::Allow => kinds.allow = true,
+            }
+        }
+        kinds
     }
 
     /// The value of an outside subject field at event time `t`, as recorded in a score
@@ -97,16 +121,16 @@ impl SubjectContext {
             SubjectField::Region => text(profile.and_then(|p| p.region.as_ref())),
             SubjectField::District => text(profile.and_then(|p| p.district.as_ref())),
             SubjectField::Occupation => text(profile.and_then(|p| p.occupation.as_ref())),
-            SubjectField::BirthYear => {
-                profile.and_then(|p| p.birth_year).map(|y| Value::Number(f64::from(y)))
-            }
+            SubjectField::BirthYear => profile
+                .and_then(|p| p.birth_year)
+                .map(|y| Value::Number(f64::from(y))),
             SubjectField::Flags => Some(Value::List(
                 profile
                     .map(|p| p.flags.iter().map(|f| Value::String(f.clone())).collect())
                     .unwrap_or_default(),
             )),
             SubjectField::Lists => Some(Value::List(
-                self.list_names_at(t).into_iter().map(Value::from).collect(),
+                self.lists_at(t).names().map(Value::from).collect(),
             )),
             SubjectField::Association => self.association.map(Value::Number),
             SubjectField::Tier | SubjectField::Score => None,
@@ -123,7 +147,13 @@ impl SubjectContext {
         let strings = |field: SubjectField| match inputs.get(field.path()) {
             Some(Value::List(items)) => items
                 .iter()
-                .filter_map(|v| if let Value::String(s) = v { Some(s.clone()) } else { None })
+                .filter_map(|v| {
+                    if let Value::String(s) = v {
+                        Some(s.clone())
+                    } else {
+                        None
+                    }
+                })
                 .collect(),
             _ => Vec::new(),
         };
@@ -145,12 +175,19 @@ impl SubjectContext {
                 "allow" => Some(ListKind::Allow),
                 _ => None,
             })
-            .map(|kind| ListEntry { kind, expires_at: None })
+            .map(|kind| ListEntry {
+                kind,
+                expires_at: None,
+            })
             .collect();
         let association = match inputs.get(SubjectField::Association.path()) {
             Some(Value::Number(n)) => Some(*n),
             _ => None,
         };
-        Self { profile: Some(profile), lists, association }
+        Self {
+            profile: Some(profile),
+            lists,
+            association,
+        }
     }
 }

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::compile::RuleSet;
 use crate::config::ScoringConfig;
 use crate::context::SubjectContext;
 use crate::error::Result;
@@ -10,7 +11,6 @@ use crate::event::Event;
 use crate::outcome::{Alert, EventOutcome, Outcomes, ScoreChange};
 use crate::state::{RuleHistory, SubjectState};
 use crate::validate::validate_config;
-use crate::compile::RuleSet;
 
 /// A rule set and a config, ready to score. Cheap to clone (both are shared); build a new
 /// one when either changes — events applied afterwards use it, nothing is rescored.
@@ -42,7 +42,12 @@ impl Engine {
     pub fn new_subject(&self, subject_id: &str, t: crate::Timestamp) -> Option<SubjectState> {
         let config = &*self.config;
         config.auto_create_subjects.then(|| {
-            SubjectState::new(subject_id, config.baseline, config.tier_of(config.baseline), t)
+            SubjectState::new(
+                subject_id,
+                config.baseline,
+                config.tier_of(config.baseline),
+                t,
+            )
         })
     }
 
@@ -55,7 +60,7 @@ impl Engine {
         ctx: &SubjectContext,
         out: &mut Outcomes,
     ) -> EventOutcome {
-        if state.has_applied(&event.event_id) {
+        if !state.mark_applied(&event.event_id) {
             return EventOutcome::Duplicate;
         }
         let config = &*self.config;
@@ -75,18 +80,25 @@ impl Engine {
 
         // Step 4: the rules, seeing score and tier as they are after decay.
         let decayed_tier = config.tier_of(state.score);
-        let view = SubjectView { ctx, score: state.score, tier: &decayed_tier, at: t };
+        let view = SubjectView {
+            ctx,
+            score: state.score,
+            tier: &decayed_tier,
+            at: t,
+        };
         let mut score = state.score;
         let mut changes = 0;
-        for rule in self.rules.candidates(&event.event_type) {
-            if rule.subtype.as_deref().is_some_and(|s| s != event.event_subtype)
-                || !rule.is_valid_at(t)
-                || !rule.conditions.iter().all(|c| c.holds(event, &view))
-            {
+        for rule in self
+            .rules
+            .candidates(&event.event_type, &event.event_subtype)
+        {
+            if !rule.is_valid_at(t) || !rule.conditions.iter().all(|c| c.holds(event, &view)) {
                 continue;
             }
             let history = state.rules.get(&*rule.id);
-            if let (Some(cooldown), Some(last)) = (rule.cooldown, history.and_then(RuleHistory::last)) {
+            if let (Some(cooldown), Some(last)) =
+                (rule.cooldown, history.and_then(RuleHistory::last))
+            {
                 if t < last.saturating_add(cooldown) {
                     continue;
                 }
@@ -101,7 +113,9 @@ impl Engine {
                 .iter()
                 .filter(|(when, _)| when.holds(event, &view))
                 .fold(1.0, |factor, (_, f)| factor * f);
-            let new_score = (score + rule.points * factor).max(config.min_score).min(config.max_score);
+            let new_score = (score + rule.points * factor)
+                .max(config.min_score)
+                .min(config.max_score);
             out.changes.push(ScoreChange {
                 event_id: event.event_id.clone(),
                 subject_id: event.subject_id.clone(),
@@ -118,14 +132,17 @@ impl Engine {
             });
             score = new_score;
             changes += 1;
-            state.rules.entry(Arc::clone(&rule.id)).or_default().record(t);
+            state
+                .rules
+                .entry(Arc::clone(&rule.id))
+                .or_default()
+                .record(t);
         }
 
         // Step 5: snapshot and alerts.
         state.score = score;
         state.tier = config.tier_of(score);
         state.last_event_id.clone_from(&event.event_id);
-        state.applied_event_ids.insert(event.event_id.clone());
         state.applied_events += 1;
         state.config_version = config.version;
         let crossed: Vec<f64> = config

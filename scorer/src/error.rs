@@ -44,11 +44,18 @@ pub enum ScorerError {
 
 impl ScorerError {
     pub(crate) fn rule(rule: &str, field: impl Into<String>, problem: impl Into<String>) -> Self {
-        Self::InvalidRule { rule: rule.to_owned(), field: field.into(), problem: problem.into() }
+        Self::InvalidRule {
+            rule: rule.to_owned(),
+            field: field.into(),
+            problem: problem.into(),
+        }
     }
 
     pub(crate) fn config(field: impl Into<String>, problem: impl Into<String>) -> Self {
-        Self::InvalidConfig { field: field.into(), problem: problem.into() }
+        Self::InvalidConfig {
+            field: field.into(),
+            problem: problem.into(),
+        }
     }
 }
 

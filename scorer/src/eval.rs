@@ -2,7 +2,7 @@
 
 use std::cmp::Ordering;
 
-use crate::context::SubjectContext;
+use crate::context::{ListKinds, SubjectContext};
 use crate::event::Event;
 use crate::path::{EventField, FieldPath, SubjectField};
 use crate::rule::Operator;
@@ -35,7 +35,7 @@ enum Operand<'a> {
     Str(&'a str),
     Num(f64),
     Strs(&'a [String]),
-    Names(Vec<&'static str>),
+    Kinds(ListKinds),
 }
 
 impl CompiledCondition {
@@ -47,14 +47,20 @@ impl CompiledCondition {
 }
 
 fn non_empty(s: &str) -> Operand<'_> {
-    if s.is_empty() { Operand::Missing } else { Operand::Str(s) }
+    if s.is_empty() {
+        Operand::Missing
+    } else {
+        Operand::Str(s)
+    }
 }
 
 fn resolve<'a>(path: &'a FieldPath, event: &'a Event, subject: &SubjectView<'a>) -> Operand<'a> {
     match path {
         FieldPath::Payload(keys) => {
             let mut keys = keys.iter();
-            let Some(first) = keys.next() else { return Operand::Missing };
+            let Some(first) = keys.next() else {
+                return Operand::Missing;
+            };
             let Some(mut current) = event.payload.get(first.as_str()) else {
                 return Operand::Missing;
             };
@@ -73,10 +79,14 @@ fn resolve<'a>(path: &'a FieldPath, event: &'a Event, subject: &SubjectView<'a>)
             EventField::EventType => non_empty(&event.event_type),
             EventField::EventSubtype => non_empty(&event.event_subtype),
             EventField::SourceSystem => non_empty(&event.source_system),
-            EventField::Region => event.location.as_ref().map_or(Operand::Missing, |l| non_empty(&l.region)),
-            EventField::District => {
-                event.location.as_ref().map_or(Operand::Missing, |l| non_empty(&l.district))
-            }
+            EventField::Region => event
+                .location
+                .as_ref()
+                .map_or(Operand::Missing, |l| non_empty(&l.region)),
+            EventField::District => event
+                .location
+                .as_ref()
+                .map_or(Operand::Missing, |l| non_empty(&l.district)),
         },
         FieldPath::Subject(field) => {
             let profile = subject.ctx.profile.as_ref();
@@ -89,10 +99,11 @@ fn resolve<'a>(path: &'a FieldPath, event: &'a Event, subject: &SubjectView<'a>)
                     .and_then(|p| p.birth_year)
                     .map_or(Operand::Missing, |y| Operand::Num(f64::from(y))),
                 SubjectField::Flags => Operand::Strs(profile.map_or(&[], |p| p.flags.as_slice())),
-                SubjectField::Lists => Operand::Names(subject.ctx.list_names_at(subject.at)),
-                SubjectField::Association => {
-                    subject.ctx.association.map_or(Operand::Missing, Operand::Num)
-                }
+                SubjectField::Lists => Operand::Kinds(subject.ctx.lists_at(subject.at)),
+                SubjectField::Association => subject
+                    .ctx
+                    .association
+                    .map_or(Operand::Missing, Operand::Num),
                 SubjectField::Tier => Operand::Str(subject.tier),
                 SubjectField::Score => Operand::Num(subject.score),
             }
@@ -109,9 +120,15 @@ fn evaluate(op: Operator, operand: &Operand<'_>, value: &Value) -> bool {
         Operator::Eq => equals(operand, value),
         Operator::Ne => !equals(operand, value),
         Operator::Gt => order(operand, value) == Some(Ordering::Greater),
-        Operator::Gte => matches!(order(operand, value), Some(Ordering::Greater | Ordering::Equal)),
+        Operator::Gte => matches!(
+            order(operand, value),
+            Some(Ordering::Greater | Ordering::Equal)
+        ),
         Operator::Lt => order(operand, value) == Some(Ordering::Less),
-        Operator::Lte => matches!(order(operand, value), Some(Ordering::Less | Ordering::Equal)),
+        Operator::Lte => matches!(
+            order(operand, value),
+            Some(Ordering::Less | Ordering::Equal)
+        ),
         Operator::In => list(value).iter().any(|item| equals(operand, item)),
         Operator::NotIn => !list(value).iter().any(|item| equals(operand, item)),
         Operator::Contains => contains(operand, value),
@@ -132,11 +149,17 @@ fn equals(operand: &Operand<'_>, value: &Value) -> bool {
         (Operand::Num(n), Value::Number(m)) => n == m,
         (Operand::Strs(items), Value::List(others)) => {
             items.len() == others.len()
-                && items.iter().zip(others).all(|(a, b)| matches!(b, Value::String(b) if a == b))
+                && items
+                    .iter()
+                    .zip(others)
+                    .all(|(a, b)| matches!(b, Value::String(b) if a == b))
         }
-        (Operand::Names(items), Value::List(others)) => {
-            items.len() == others.len()
-                && items.iter().zip(others).all(|(a, b)| matches!(b, Value::String(b) if a == b))
+        (Operand::Kinds(kinds), Value::List(others)) => {
+            kinds.names().count() == others.len()
+                && kinds
+                    .names()
+                    .zip(others)
+                    .all(|(a, b)| matches!(b, Value::String(b) if a == b))
         }
         _ => false,
     }
@@ -163,9 +186,11 @@ fn order(operand: &Operand<'_>, value: &Value) -> Option<Ordering> {
 fn contains(operand: &Operand<'_>, value: &Value) -> bool {
     match operand {
         Operand::Strs(items) => matches!(value, Value::String(v) if items.iter().any(|s| s == v)),
-        Operand::Names(items) => matches!(value, Value::String(v) if items.contains(&v.as_str())),
+        Operand::Kinds(kinds) => matches!(value, Value::String(v) if kinds.names().any(|n| n == v)),
         Operand::Value(Value::List(items)) => items.contains(value),
-        Operand::Value(Value::String(s)) => matches!(value, Value::String(v) if s.contains(v.as_str())),
+        Operand::Value(Value::String(s)) => {
+            matches!(value, Value::String(v) if s.contains(v.as_str()))
+        }
         Operand::Str(s) => matches!(value, Value::String(v) if s.contains(v.as_str())),
         _ => false,
     }
@@ -177,12 +202,21 @@ mod tests {
     use crate::context::{ListEntry, ListKind, Profile};
 
     fn event() -> Event {
-        Event::new("e", "s", "financial", "late_payment", Timestamp::from_unix_seconds(1000))
-            .with("days", 45.0)
-            .with("note", "paid late")
-            .with("tags", vec!["a", "b"])
-            .with("nested", Value::Map([("k".to_owned(), Value::from(2.0))].into()))
-            .with("nothing", Value::Null)
+        Event::new(
+            "e",
+            "s",
+            "financial",
+            "late_payment",
+            Timestamp::from_unix_seconds(1000),
+        )
+        .with("days", 45.0)
+        .with("note", "paid late")
+        .with("tags", vec!["a", "b"])
+        .with(
+            "nested",
+            Value::Map([("k".to_owned(), Value::from(2.0))].into()),
+        )
+        .with("nothing", Value::Null)
     }
 
     fn ctx() -> SubjectContext {
@@ -194,8 +228,14 @@ mod tests {
                 ..Profile::default()
             }),
             lists: vec![
-                ListEntry { kind: ListKind::Block, expires_at: Some(Timestamp::from_unix_seconds(2000)) },
-                ListEntry { kind: ListKind::Allow, expires_at: Some(Timestamp::from_unix_seconds(1000)) },
+                ListEntry {
+                    kind: ListKind::Block,
+                    expires_at: Some(Timestamp::from_unix_seconds(2000)),
+                },
+                ListEntry {
+                    kind: ListKind::Allow,
+                    expires_at: Some(Timestamp::from_unix_seconds(1000)),
+                },
             ],
             association: None,
         }
@@ -208,7 +248,12 @@ mod tests {
             value: value.into(),
         };
         let ctx = ctx();
-        let view = SubjectView { ctx: &ctx, score: 950.0, tier: "C", at: Timestamp::from_unix_seconds(1000) };
+        let view = SubjectView {
+            ctx: &ctx,
+            score: 950.0,
+            tier: "C",
+            at: Timestamp::from_unix_seconds(1000),
+        };
         condition.holds(&event(), &view)
     }
 
@@ -217,7 +262,10 @@ mod tests {
         assert!(holds("payload.days", Operator::Eq, 45.0));
         assert!(!holds("payload.days", Operator::Eq, "45"));
         assert!(holds("payload.days", Operator::Ne, 10.0));
-        assert!(holds("payload.days", Operator::Ne, "45"), "a number is never equal to a string");
+        assert!(
+            holds("payload.days", Operator::Ne, "45"),
+            "a number is never equal to a string"
+        );
         assert!(holds("payload.nested.k", Operator::Eq, 2.0));
         assert!(holds("event.event_subtype", Operator::Eq, "late_payment"));
         assert!(holds("subject.region", Operator::Eq, "north"));
@@ -232,11 +280,23 @@ mod tests {
         assert!(!holds("payload.days", Operator::Gt, 45.0));
         assert!(holds("payload.days", Operator::Lt, 46.0));
         assert!(holds("payload.days", Operator::Lte, 45.0));
-        assert!(holds("subject.region", Operator::Gt, "middle"), "bytewise: n > m");
+        assert!(
+            holds("subject.region", Operator::Gt, "middle"),
+            "bytewise: n > m"
+        );
         assert!(holds("subject.region", Operator::Lt, "northz"));
-        assert!(!holds("payload.days", Operator::Gt, "1"), "number vs string is false");
-        assert!(!holds("payload.days", Operator::Lt, "zzz"), "number vs string is false");
-        assert!(!holds("subject.region", Operator::Gt, 1.0), "string vs number is false");
+        assert!(
+            !holds("payload.days", Operator::Gt, "1"),
+            "number vs string is false"
+        );
+        assert!(
+            !holds("payload.days", Operator::Lt, "zzz"),
+            "number vs string is false"
+        );
+        assert!(
+            !holds("subject.region", Operator::Gt, 1.0),
+            "string vs number is false"
+        );
         assert!(holds("subject.score", Operator::Lt, 1000.0));
         assert!(holds("subject.birth_year", Operator::Gte, 1990.0));
     }
@@ -246,7 +306,11 @@ mod tests {
         assert!(holds("payload.days", Operator::In, vec![10.0, 45.0]));
         assert!(!holds("payload.days", Operator::In, vec![10.0]));
         assert!(holds("payload.days", Operator::NotIn, vec![10.0]));
-        assert!(holds("subject.region", Operator::In, vec!["south", "north"]));
+        assert!(holds(
+            "subject.region",
+            Operator::In,
+            vec!["south", "north"]
+        ));
         assert!(!holds("subject.region", Operator::NotIn, vec!["north"]));
     }
 
@@ -270,7 +334,13 @@ mod tests {
 
     #[test]
     fn a_missing_path_makes_every_operator_false_but_exists() {
-        for field in ["payload.absent", "payload.days.deeper", "subject.occupation", "subject.association", "event.source_system"] {
+        for field in [
+            "payload.absent",
+            "payload.days.deeper",
+            "subject.occupation",
+            "subject.association",
+            "event.source_system",
+        ] {
             for (op, value) in [
                 (Operator::Eq, Value::from(1.0)),
                 (Operator::Ne, Value::from(1.0)),
@@ -287,7 +357,10 @@ mod tests {
             }
         }
         assert!(holds("payload.days", Operator::Exists, Value::Null));
-        assert!(holds("payload.nothing", Operator::Exists, Value::Null), "a null value resolves");
+        assert!(
+            holds("payload.nothing", Operator::Exists, Value::Null),
+            "a null value resolves"
+        );
         assert!(holds("subject.flags", Operator::Exists, Value::Null));
     }
 }

@@ -52,22 +52,36 @@ impl RuleFile {
     /// Reads a file: JSON when its name ends in `.json`, YAML otherwise.
     pub fn load(path: &Path) -> Result<Self> {
         let name = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ScorerError::Io { path: name.clone(), problem: e.to_string() })?;
-        if is_json(path) { Self::from_json_str(&text, &name) } else { Self::from_yaml_str(&text, &name) }
+        let text = std::fs::read_to_string(path).map_err(|e| ScorerError::Io {
+            path: name.clone(),
+            problem: e.to_string(),
+        })?;
+        if is_json(path) {
+            Self::from_json_str(&text, &name)
+        } else {
+            Self::from_yaml_str(&text, &name)
+        }
     }
 
     /// Writes the file: JSON when its name ends in `.json`, YAML otherwise.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let text = if is_json(path) { self.to_json_string() } else { self.to_yaml_string()? };
-        std::fs::write(path, text)
-            .map_err(|e| ScorerError::Io { path: path.display().to_string(), problem: e.to_string() })
+        let text = if is_json(path) {
+            self.to_json_string()
+        } else {
+            self.to_yaml_string()?
+        };
+        std::fs::write(path, text).map_err(|e| ScorerError::Io {
+            path: path.display().to_string(),
+            problem: e.to_string(),
+        })
     }
 
     /// The YAML text of the file.
     pub fn to_yaml_string(&self) -> Result<String> {
-        serde_norway::to_string(self)
-            .map_err(|e| ScorerError::Parse { source_name: "<yaml>".into(), problem: e.to_string() })
+        serde_norway::to_string(self).map_err(|e| ScorerError::Parse {
+            source_name: "<yaml>".into(),
+            problem: e.to_string(),
+        })
     }
 
     /// The JSON text of the file (pretty-printed).
@@ -96,5 +110,6 @@ impl RuleFile {
 }
 
 fn is_json(path: &Path) -> bool {
-    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"))
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
 }

@@ -49,7 +49,7 @@ pub use outcome::{Alert, EventOutcome, Outcomes, ScoreChange};
 pub use path::{EventField, FieldPath, SubjectField};
 pub use rule::{Cap, Condition, Multiplier, Operator, Rule, RuleStatus};
 pub use scorer::Scorer;
-pub use state::{RuleHistory, SubjectState};
+pub use state::{RuleHistory, SubjectState, event_digest};
 pub use time::{Duration, Timestamp};
 pub use validate::{validate_config, validate_rule, validate_rules};
 pub use value::{Payload, Value};

@@ -125,7 +125,10 @@ impl FieldPath {
                 .map(FieldPath::Subject)
                 .ok_or_else(|| {
                     let known: Vec<&str> = SubjectField::ALL.iter().map(|f| f.path()).collect();
-                    format!("{text:?}: unknown subject field; known: {}", known.join(", "))
+                    format!(
+                        "{text:?}: unknown subject field; known: {}",
+                        known.join(", ")
+                    )
                 }),
             _ => Err(format!(
                 "{text:?}: unknown field root {root:?}; a path starts with payload., event. or \
@@ -171,10 +174,30 @@ mod tests {
 
     #[test]
     fn unknown_paths_are_refused_with_the_known_ones() {
-        assert!(FieldPath::parse("profile.region").unwrap_err().contains("unknown field root"));
-        assert!(FieldPath::parse("event.colour").unwrap_err().contains("event.event_type"));
-        assert!(FieldPath::parse("subject.shoe_size").unwrap_err().contains("subject.flags"));
-        assert!(FieldPath::parse("payload").unwrap_err().contains("non-empty keys"));
-        assert!(FieldPath::parse("payload.a..b").unwrap_err().contains("non-empty keys"));
+        assert!(
+            FieldPath::parse("profile.region")
+                .unwrap_err()
+                .contains("unknown field root")
+        );
+        assert!(
+            FieldPath::parse("event.colour")
+                .unwrap_err()
+                .contains("event.event_type")
+        );
+        assert!(
+            FieldPath::parse("subject.shoe_size")
+                .unwrap_err()
+                .contains("subject.flags")
+        );
+        assert!(
+            FieldPath::parse("payload")
+                .unwrap_err()
+                .contains("non-empty keys")
+        );
+        assert!(
+            FieldPath::parse("payload.a..b")
+                .unwrap_err()
+                .contains("non-empty keys")
+        );
     }
 }

@@ -158,13 +158,21 @@ impl Rule {
 
     /// The reason shown in explanations: the name, or the id when the name is empty.
     pub fn display_name(&self) -> &str {
-        if self.name.is_empty() { &self.id } else { &self.name }
+        if self.name.is_empty() {
+            &self.id
+        } else {
+            &self.name
+        }
     }
 }
 
 impl Condition {
     /// A condition on `field`.
     pub fn new(field: impl Into<String>, op: Operator, value: impl Into<Value>) -> Self {
-        Self { field: field.into(), op, value: value.into() }
+        Self {
+            field: field.into(),
+            op,
+            value: value.into(),
+        }
     }
 }

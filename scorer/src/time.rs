@@ -121,10 +121,36 @@ impl Duration {
     }
 }
 
+/// Units of the text form, largest first. Days are the largest because months and years
+/// have no fixed length (humantime's own formatter would print 90 days as "2months 29days
+/// 2h 52m 48s").
+const UNITS: [(&str, i64); 7] = [
+    ("d", 86_400_000_000_000),
+    ("h", 3_600_000_000_000),
+    ("m", 60_000_000_000),
+    ("s", 1_000_000_000),
+    ("ms", 1_000_000),
+    ("us", 1_000),
+    ("ns", 1),
+];
+
+/// Prints the span as its non-zero units, largest first: `90d`, `1d 12h`, `250ms`, `0s`.
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let std = std::time::Duration::from_nanos(self.0.unsigned_abs());
-        write!(f, "{}", humantime::format_duration(std))
+        if self.0 == 0 {
+            return f.write_str("0s");
+        }
+        let mut rest = self.0;
+        let mut first = true;
+        for (unit, size) in UNITS {
+            let count = rest / size;
+            if count > 0 {
+                write!(f, "{}{count}{unit}", if first { "" } else { " " })?;
+                first = false;
+                rest %= size;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -147,29 +173,57 @@ mod tests {
 
     #[test]
     fn timestamps_round_trip_through_text_to_the_nanosecond() {
-        for text in ["2026-01-01T10:00:00Z", "1970-01-01T00:00:00.000000001Z", "1969-12-31T23:59:59Z"]
-        {
+        for text in [
+            "2026-01-01T10:00:00Z",
+            "1970-01-01T00:00:00.000000001Z",
+            "1969-12-31T23:59:59Z",
+        ] {
             let t = Timestamp::parse_rfc3339(text).unwrap();
             assert_eq!(Timestamp::parse_rfc3339(&t.to_rfc3339()).unwrap(), t);
         }
         let offset = Timestamp::parse_rfc3339("2026-01-01T12:00:00+02:00").unwrap();
-        assert_eq!(offset, Timestamp::parse_rfc3339("2026-01-01T10:00:00Z").unwrap());
+        assert_eq!(
+            offset,
+            Timestamp::parse_rfc3339("2026-01-01T10:00:00Z").unwrap()
+        );
     }
 
     #[test]
     fn bad_timestamps_and_durations_say_what_is_wrong() {
-        assert!(Timestamp::parse_rfc3339("yesterday").unwrap_err().contains("RFC 3339"));
-        assert!(Timestamp::parse_rfc3339("3000-01-01T00:00:00Z").unwrap_err().contains("1678"));
-        assert!(Duration::parse("soon").unwrap_err().contains("not a duration"));
+        assert!(
+            Timestamp::parse_rfc3339("yesterday")
+                .unwrap_err()
+                .contains("RFC 3339")
+        );
+        assert!(
+            Timestamp::parse_rfc3339("3000-01-01T00:00:00Z")
+                .unwrap_err()
+                .contains("1678")
+        );
+        assert!(
+            Duration::parse("soon")
+                .unwrap_err()
+                .contains("not a duration")
+        );
     }
 
     #[test]
     fn durations_parse_humantime_and_print_back() {
         assert_eq!(Duration::parse("1d").unwrap(), Duration::from_days(1));
         assert_eq!(Duration::parse("90days").unwrap(), Duration::from_days(90));
-        assert_eq!(Duration::parse("12h 30m").unwrap().nanos(), 45_000 * 1_000_000_000);
-        let d = Duration::from_days(7);
-        assert_eq!(Duration::parse(&d.to_string()).unwrap(), d);
+        assert_eq!(
+            Duration::parse("12h 30m").unwrap().nanos(),
+            45_000 * 1_000_000_000
+        );
+        for (d, text) in [
+            (Duration::from_days(90), "90d"),
+            (Duration::from_hours(36), "1d 12h"),
+            (Duration::from_nanos(1_500_000_001), "1s 500ms 1ns"),
+            (Duration::ZERO, "0s"),
+        ] {
+            assert_eq!(d.to_string(), text);
+            assert_eq!(Duration::parse(text).unwrap(), d);
+        }
         assert_eq!(Duration::from_nanos(-5), Duration::ZERO);
     }
 }

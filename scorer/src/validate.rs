@@ -15,9 +15,15 @@ pub fn validate_rule(rule: &Rule) -> Result<()> {
     let id = rule.id.as_str();
     let err = |field: &str, problem: String| Err(ScorerError::rule(id, field, problem));
     if id.is_empty() || id.len() > MAX_ID_LEN {
-        return err("id", format!("must be 1 to {MAX_ID_LEN} characters, got {}", id.len()));
+        return err(
+            "id",
+            format!("must be 1 to {MAX_ID_LEN} characters, got {}", id.len()),
+        );
     }
-    if let Some(bad) = id.chars().find(|c| !matches!(c, 'a'..='z' | '0'..='9' | '_' | '-')) {
+    if let Some(bad) = id
+        .chars()
+        .find(|c| !matches!(c, 'a'..='z' | '0'..='9' | '_' | '-'))
+    {
         return err("id", format!("{bad:?} is not allowed; use [a-z0-9_-]"));
     }
     if rule.version == 0 {
@@ -27,10 +33,16 @@ pub fn validate_rule(rule: &Rule) -> Result<()> {
         return err("event_type", "is required".into());
     }
     if rule.event_subtype.as_deref() == Some("") {
-        return err("event_subtype", "is empty; leave it out to match every subtype".into());
+        return err(
+            "event_subtype",
+            "is empty; leave it out to match every subtype".into(),
+        );
     }
     if !rule.points.is_finite() {
-        return err("points", format!("must be a finite number, got {}", rule.points));
+        return err(
+            "points",
+            format!("must be a finite number, got {}", rule.points),
+        );
     }
     for (i, condition) in rule.conditions.iter().enumerate() {
         check_condition(id, &format!("conditions[{i}]"), condition)?;
@@ -54,7 +66,10 @@ pub fn validate_rule(rule: &Rule) -> Result<()> {
     }
     if let (Some(from), Some(until)) = (rule.valid_from, rule.valid_until) {
         if until <= from {
-            return err("valid_until", format!("{until} is not after valid_from {from}"));
+            return err(
+                "valid_until",
+                format!("{until} is not after valid_from {from}"),
+            );
         }
     }
     Ok(())
@@ -82,15 +97,23 @@ fn value_problem(op: Operator, value: &Value) -> Option<String> {
         Operator::Gt | Operator::Gte | Operator::Lt | Operator::Lte
             if !matches!(value, Value::Number(_) | Value::String(_)) =>
         {
-            Some(format!("{op:?} needs a number or a string, got a {}", value.kind()))
+            Some(format!(
+                "{op:?} needs a number or a string, got a {}",
+                value.kind()
+            ))
         }
         Operator::In | Operator::NotIn => match value {
             Value::List(items) if items.iter().all(scalar) => None,
             Value::List(_) => Some(format!("{op:?} needs a list of single values")),
             other => Some(format!("{op:?} needs a list, got a {}", other.kind())),
         },
-        Operator::Contains if !matches!(value, Value::String(_) | Value::Number(_) | Value::Bool(_)) => {
-            Some(format!("Contains needs a string, number or boolean, got a {}", value.kind()))
+        Operator::Contains
+            if !matches!(value, Value::String(_) | Value::Number(_) | Value::Bool(_)) =>
+        {
+            Some(format!(
+                "Contains needs a string, number or boolean, got a {}",
+                value.kind()
+            ))
         }
         _ => None,
     }
@@ -102,7 +125,11 @@ pub fn validate_rules(rules: &[Rule]) -> Result<()> {
     for rule in rules {
         validate_rule(rule)?;
         if !seen.insert(rule.id.as_str()) {
-            return Err(ScorerError::rule(&rule.id, "id", "appears twice in the rule set"));
+            return Err(ScorerError::rule(
+                &rule.id,
+                "id",
+                "appears twice in the rule set",
+            ));
         }
     }
     Ok(())
@@ -126,7 +153,10 @@ pub fn validate_config(config: &ScoringConfig) -> Result<()> {
     if config.min_score >= config.max_score {
         return err(
             "max_score",
-            format!("{} is not above min_score {}", config.max_score, config.min_score),
+            format!(
+                "{} is not above min_score {}",
+                config.max_score, config.min_score
+            ),
         );
     }
     if !(config.min_score..=config.max_score).contains(&config.baseline) {
@@ -147,15 +177,24 @@ pub fn validate_config(config: &ScoringConfig) -> Result<()> {
             return err(&format!("tiers[{i}].name"), "is required".into());
         }
         if !names.insert(&*tier.name) {
-            return err(&format!("tiers[{i}].name"), format!("{:?} appears twice", tier.name));
+            return err(
+                &format!("tiers[{i}].name"),
+                format!("{:?} appears twice", tier.name),
+            );
         }
         if !tier.min_score.is_finite() {
-            return err(&format!("tiers[{i}].min_score"), "must be a finite number".into());
+            return err(
+                &format!("tiers[{i}].min_score"),
+                "must be a finite number".into(),
+            );
         }
     }
     for (i, th) in config.alert_thresholds.iter().enumerate() {
         if !th.is_finite() {
-            return err(&format!("alert_thresholds[{i}]"), "must be a finite number".into());
+            return err(
+                &format!("alert_thresholds[{i}]"),
+                "must be a finite number".into(),
+            );
         }
     }
     Ok(())
@@ -174,14 +213,16 @@ mod tests {
     #[test]
     fn rule_errors_name_the_rule_and_the_field() {
         let mut rule = Rule::new("late", "financial", -50.0);
-        rule.conditions.push(Condition::new("payload.days", Operator::In, 3.0));
+        rule.conditions
+            .push(Condition::new("payload.days", Operator::In, 3.0));
         assert_eq!(
             message(validate_rule(&rule)),
             "rule \"late\": conditions[0].value: In needs a list, got a number"
         );
 
         let mut rule = Rule::new("late", "financial", -50.0);
-        rule.conditions.push(Condition::new("profile.region", Operator::Eq, "north"));
+        rule.conditions
+            .push(Condition::new("profile.region", Operator::Eq, "north"));
         assert!(message(validate_rule(&rule)).starts_with("rule \"late\": conditions[0].field:"));
 
         let mut rule = Rule::new("late", "financial", -50.0);
@@ -194,8 +235,14 @@ mod tests {
         let mut rule = Rule::new("late", "financial", f64::NAN);
         assert!(message(validate_rule(&rule)).contains("points: must be a finite number"));
         rule.points = 1.0;
-        rule.cap = Some(Cap { max: 0, window: Duration::from_days(1) });
-        assert_eq!(message(validate_rule(&rule)), "rule \"late\": cap.max: must be at least 1");
+        rule.cap = Some(Cap {
+            max: 0,
+            window: Duration::from_days(1),
+        });
+        assert_eq!(
+            message(validate_rule(&rule)),
+            "rule \"late\": cap.max: must be at least 1"
+        );
         rule.cap = None;
         rule.valid_from = Some(Timestamp::from_unix_seconds(100));
         rule.valid_until = Some(Timestamp::from_unix_seconds(100));
@@ -206,12 +253,19 @@ mod tests {
     fn operator_value_types_are_checked() {
         let check = |op, value: Value| {
             let mut rule = Rule::new("r", "t", 1.0);
-            rule.conditions.push(Condition { field: "payload.x".into(), op, value });
+            rule.conditions.push(Condition {
+                field: "payload.x".into(),
+                op,
+                value,
+            });
             validate_rule(&rule)
         };
         assert!(check(Operator::Gt, Value::Bool(true)).is_err());
         assert!(check(Operator::Gt, "b".into()).is_ok());
-        assert!(check(Operator::Eq, vec![1.0].into()).is_ok(), "lists compare element by element");
+        assert!(
+            check(Operator::Eq, vec![1.0].into()).is_ok(),
+            "lists compare element by element"
+        );
         assert!(check(Operator::NotIn, vec!["a", "b"].into()).is_ok());
         assert!(check(Operator::In, Value::List(vec![vec![1.0].into()])).is_err());
         assert!(check(Operator::Contains, Value::Null).is_err());
@@ -231,7 +285,10 @@ mod tests {
     #[test]
     fn config_errors_name_the_field() {
         assert!(validate_config(&ScoringConfig::default()).is_ok());
-        let mut config = ScoringConfig { baseline: 3000.0, ..ScoringConfig::default() };
+        let mut config = ScoringConfig {
+            baseline: 3000.0,
+            ..ScoringConfig::default()
+        };
         assert!(message(validate_config(&config)).starts_with("config: baseline:"));
         config.baseline = 1000.0;
         config.max_score = 0.0;
@@ -239,7 +296,10 @@ mod tests {
         let mut config = ScoringConfig::default();
         config.tiers[1].name = "E".into();
         assert!(message(validate_config(&config)).contains("tiers[1].name"));
-        let config = ScoringConfig { alert_thresholds: vec![f64::NAN], ..ScoringConfig::default() };
+        let config = ScoringConfig {
+            alert_thresholds: vec![f64::NAN],
+            ..ScoringConfig::default()
+        };
         assert!(message(validate_config(&config)).contains("alert_thresholds[0]"));
     }
 }

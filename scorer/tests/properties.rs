@@ -2,6 +2,11 @@
 //! deterministic, stopping and restoring state (through JSON) changes nothing, scores stay
 //! within bounds, and duplicates never change anything.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on an unexpected error"
+)]
+
 use credence_scorer::{
     Event, EventOutcome, ListEntry, ListKind, Outcomes, Profile, RuleFile, Scorer, SubjectContext,
     SubjectState, Timestamp, Value,
@@ -33,7 +38,13 @@ const JAN_2026: i64 = 1_767_225_600;
 
 /// One generated event: (id number, subject, kind, seconds after 2026-01-01, payload number).
 fn event_strategy() -> impl Strategy<Value = (u8, usize, usize, i64, f64)> {
-    (0u8..60, 0..SUBJECTS.len(), 0..KINDS.len(), 0i64..150 * 86_400, 0.0f64..20_000.0)
+    (
+        0u8..60,
+        0..SUBJECTS.len(),
+        0..KINDS.len(),
+        0i64..150 * 86_400,
+        0.0f64..20_000.0,
+    )
 }
 
 fn build(raw: &[(u8, usize, usize, i64, f64)]) -> Vec<Event> {
@@ -48,14 +59,23 @@ fn build(raw: &[(u8, usize, usize, i64, f64)]) -> Vec<Event> {
                 Timestamp::from_unix_seconds(JAN_2026 + secs),
             );
             for key in ["days_late", "amount", "hours", "helpful_votes", "reach"] {
-                event.payload.insert(key.into(), Value::Number((n / 100.0).floor()));
+                event
+                    .payload
+                    .insert(key.into(), Value::Number((n / 100.0).floor()));
             }
-            event.payload.insert("confidence".into(), Value::Number(n / 20_000.0));
+            event
+                .payload
+                .insert("confidence".into(), Value::Number(n / 20_000.0));
             for key in ["confirmed", "on_time", "early", "verified_purchase"] {
                 event.payload.insert(key.into(), Value::Bool(n > 5_000.0));
             }
-            event.payload.insert("severity".into(), Value::from(if n > 10_000.0 { "major" } else { "minor" }));
-            event.payload.insert("course".into(), Value::from("security basics"));
+            event.payload.insert(
+                "severity".into(),
+                Value::from(if n > 10_000.0 { "major" } else { "minor" }),
+            );
+            event
+                .payload
+                .insert("course".into(), Value::from("security basics"));
             event
         })
         .collect()
@@ -63,23 +83,32 @@ fn build(raw: &[(u8, usize, usize, i64, f64)]) -> Vec<Event> {
 
 fn fresh_scorer() -> Scorer {
     let mut scorer = Scorer::new(RuleFile::example().unwrap().engine(1).unwrap());
-    scorer.set_context("S0", SubjectContext {
-        lists: vec![ListEntry { kind: ListKind::Block, expires_at: None }],
-        association: Some(-150.0),
-        ..SubjectContext::default()
-    });
-    scorer.set_context("S1", SubjectContext {
-        profile: Some(Profile {
-            occupation: Some("teacher".into()),
-            flags: vec!["student".into()],
-            ..Profile::default()
-        }),
-        lists: vec![ListEntry {
-            kind: ListKind::Allow,
-            expires_at: Some(Timestamp::from_unix_seconds(JAN_2026 + 60 * 86_400)),
-        }],
-        association: None,
-    });
+    scorer.set_context(
+        "S0",
+        SubjectContext {
+            lists: vec![ListEntry {
+                kind: ListKind::Block,
+                expires_at: None,
+            }],
+            association: Some(-150.0),
+            ..SubjectContext::default()
+        },
+    );
+    scorer.set_context(
+        "S1",
+        SubjectContext {
+            profile: Some(Profile {
+                occupation: Some("teacher".into()),
+                flags: vec!["student".into()],
+                ..Profile::default()
+            }),
+            lists: vec![ListEntry {
+                kind: ListKind::Allow,
+                expires_at: Some(Timestamp::from_unix_seconds(JAN_2026 + 60 * 86_400)),
+            }],
+            association: None,
+        },
+    );
     scorer
 }
 
@@ -96,7 +125,10 @@ fn sorted_states(scorer: &Scorer) -> Vec<SubjectState> {
 }
 
 fn score_bits(scorer: &Scorer) -> Vec<u64> {
-    sorted_states(scorer).iter().map(|s| s.score.to_bits()).collect()
+    sorted_states(scorer)
+        .iter()
+        .map(|s| s.score.to_bits())
+        .collect()
 }
 
 proptest! {

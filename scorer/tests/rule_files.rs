@@ -1,13 +1,25 @@
 //! Rule files: the example rule set, YAML and JSON round trips, errors that say where.
 
-use credence_scorer::{RuleFile, RuleStatus, ScorerError, ScoringConfig, EXAMPLE_RULES_YAML};
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on an unexpected error"
+)]
+
+use credence_scorer::{EXAMPLE_RULES_YAML, RuleFile, RuleStatus, ScorerError, ScoringConfig};
 
 #[test]
 fn the_example_rule_set_is_realistic_and_valid() {
     let file = RuleFile::example().unwrap();
     assert!(file.rules.len() >= 20, "{} rules", file.rules.len());
     for event_type in ["financial", "social", "online"] {
-        assert!(file.rules.iter().filter(|r| r.event_type == event_type).count() >= 5, "{event_type}");
+        assert!(
+            file.rules
+                .iter()
+                .filter(|r| r.event_type == event_type)
+                .count()
+                >= 5,
+            "{event_type}"
+        );
     }
     let has = |f: &dyn Fn(&credence_scorer::Rule) -> bool| file.rules.iter().any(f);
     assert!(has(&|r| r.status == RuleStatus::Draft));
@@ -16,9 +28,17 @@ fn the_example_rule_set_is_realistic_and_valid() {
     assert!(has(&|r| r.cap.is_some()));
     assert!(has(&|r| r.valid_from.is_some() && r.valid_until.is_some()));
     assert!(has(&|r| !r.multipliers.is_empty()));
-    for path in ["subject.flags", "subject.lists", "subject.association", "subject.score"] {
+    for path in [
+        "subject.flags",
+        "subject.lists",
+        "subject.association",
+        "subject.score",
+    ] {
         let reads = |r: &credence_scorer::Rule| {
-            r.conditions.iter().chain(r.multipliers.iter().map(|m| &m.when)).any(|c| c.field == path)
+            r.conditions
+                .iter()
+                .chain(r.multipliers.iter().map(|m| &m.when))
+                .any(|c| c.field == path)
         };
         assert!(has(&reads), "no rule reads {path}");
     }
@@ -55,12 +75,23 @@ fn a_file_without_config_gets_the_default_config() {
 
 #[test]
 fn bad_files_say_what_and_where() {
-    let parse = |text: &str| RuleFile::from_yaml_str(text, "bad.yaml").unwrap_err().to_string();
-    assert!(parse("rules:\n  - {id: r, event_type: x, points: 1, colour: red}\n").contains("colour"));
-    assert!(parse("rules:\n  - {id: r, event_type: x, points: 1, cooldown: soon}\n").contains("not a duration"));
+    let parse = |text: &str| {
+        RuleFile::from_yaml_str(text, "bad.yaml")
+            .unwrap_err()
+            .to_string()
+    };
+    assert!(
+        parse("rules:\n  - {id: r, event_type: x, points: 1, colour: red}\n").contains("colour")
+    );
+    assert!(
+        parse("rules:\n  - {id: r, event_type: x, points: 1, cooldown: soon}\n")
+            .contains("not a duration")
+    );
     assert!(parse("rules:\n  - {id: r, event_type: x, points: 1, conditions: [{field: payload.a, op: like, value: 1}]}\n").contains("like"));
     assert_eq!(
-        parse("rules:\n  - {id: r, event_type: x, points: 1, conditions: [{field: payload.a, op: in, value: 1}]}\n"),
+        parse(
+            "rules:\n  - {id: r, event_type: x, points: 1, conditions: [{field: payload.a, op: in, value: 1}]}\n"
+        ),
         "rule \"r\": conditions[0].value: In needs a list, got a number"
     );
     assert!(parse("config: {baseline: 5000}\n").starts_with("config: baseline:"));

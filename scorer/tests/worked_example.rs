@@ -1,5 +1,10 @@
 //! The worked example of SCORING.md, row by row.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on an unexpected error"
+)]
+
 use std::sync::Arc;
 
 use credence_scorer::{
@@ -23,11 +28,24 @@ fn engine() -> Engine {
     let mut volunteer = Rule::new("volunteer", "social", 20.0);
     volunteer.status = RuleStatus::Active;
     volunteer.event_subtype = Some("volunteer_work".into());
-    volunteer.cap = Some(Cap { max: 2, window: Duration::from_days(7) });
-    let config = ScoringConfig { decay: Decay { half_life: None }, ..ScoringConfig::default() };
-    Engine::new(Arc::new(RuleSet::compile(1, vec![late, volunteer]).unwrap()), Arc::new(config))
-        .unwrap()
+    volunteer.cap = Some(Cap {
+        max: 2,
+        window: Duration::from_days(7),
+    });
+    let config = ScoringConfig {
+        decay: Decay { half_life: None },
+        ..ScoringConfig::default()
+    };
+    Engine::new(
+        Arc::new(RuleSet::compile(1, vec![late, volunteer]).unwrap()),
+        Arc::new(config),
+    )
+    .unwrap()
 }
+
+/// One row of the table: the event, its outcome, the rule that applied with its delta (if
+/// any), and the score after.
+type Row = (Event, EventOutcome, Option<(&'static str, f64)>, f64);
 
 #[test]
 fn the_worked_example_scores_row_by_row() {
@@ -35,16 +53,55 @@ fn the_worked_example_scores_row_by_row() {
         Event::new(id, "S1", "financial", "late_payment", at(t)).with("days_late", days)
     };
     let volunteer = |id: &str, t: &str| Event::new(id, "S1", "social", "volunteer_work", at(t));
-    // (event, expected outcome, the rule that applied if any, score after)
-    let rows: Vec<(Event, EventOutcome, Option<(&str, f64)>, f64)> = vec![
-        (late("e1", "2026-01-01T10:00:00Z", 10.0), applied(1), Some(("late", -50.0)), 950.0),
-        (late("e2", "2026-01-01T20:00:00Z", 45.0), applied(0), None, 950.0),
-        (late("e3", "2026-01-02T10:00:00Z", 45.0), applied(1), Some(("late", -100.0)), 850.0),
-        (volunteer("e4", "2026-01-03T00:00:00Z"), applied(1), Some(("volunteer", 20.0)), 870.0),
-        (volunteer("e5", "2026-01-04T00:00:00Z"), applied(1), Some(("volunteer", 20.0)), 890.0),
-        (volunteer("e6", "2026-01-05T00:00:00Z"), applied(0), None, 890.0),
-        (volunteer("e7", "2026-01-10T00:00:00Z"), applied(1), Some(("volunteer", 20.0)), 910.0),
-        (volunteer("e7", "2026-01-10T00:00:00Z"), EventOutcome::Duplicate, None, 910.0),
+    let rows: Vec<Row> = vec![
+        (
+            late("e1", "2026-01-01T10:00:00Z", 10.0),
+            applied(1),
+            Some(("late", -50.0)),
+            950.0,
+        ),
+        (
+            late("e2", "2026-01-01T20:00:00Z", 45.0),
+            applied(0),
+            None,
+            950.0,
+        ),
+        (
+            late("e3", "2026-01-02T10:00:00Z", 45.0),
+            applied(1),
+            Some(("late", -100.0)),
+            850.0,
+        ),
+        (
+            volunteer("e4", "2026-01-03T00:00:00Z"),
+            applied(1),
+            Some(("volunteer", 20.0)),
+            870.0,
+        ),
+        (
+            volunteer("e5", "2026-01-04T00:00:00Z"),
+            applied(1),
+            Some(("volunteer", 20.0)),
+            890.0,
+        ),
+        (
+            volunteer("e6", "2026-01-05T00:00:00Z"),
+            applied(0),
+            None,
+            890.0,
+        ),
+        (
+            volunteer("e7", "2026-01-10T00:00:00Z"),
+            applied(1),
+            Some(("volunteer", 20.0)),
+            910.0,
+        ),
+        (
+            volunteer("e7", "2026-01-10T00:00:00Z"),
+            EventOutcome::Duplicate,
+            None,
+            910.0,
+        ),
     ];
     let mut scorer = Scorer::new(engine());
     for (i, (event, outcome, change, score)) in rows.into_iter().enumerate() {
