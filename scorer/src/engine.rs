@@ -95,7 +95,7 @@ impl Engine {
             if !rule.is_valid_at(t) || !rule.conditions.iter().all(|c| c.holds(event, &view)) {
                 continue;
             }
-            let history = state.rules.get(&*rule.id);
+            let history = state.rule_history(&rule.id);
             if let (Some(cooldown), Some(last)) =
                 (rule.cooldown, history.and_then(RuleHistory::last))
             {
@@ -132,11 +132,7 @@ impl Engine {
             });
             score = new_score;
             changes += 1;
-            state
-                .rules
-                .entry(Arc::clone(&rule.id))
-                .or_default()
-                .record(t);
+            state.record_application(&rule.id, t);
         }
 
         // Step 5: snapshot and alerts.

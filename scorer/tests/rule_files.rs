@@ -104,3 +104,14 @@ fn bad_files_say_what_and_where() {
 fn the_example_text_is_what_the_crate_ships() {
     assert!(EXAMPLE_RULES_YAML.contains("id: late_payment"));
 }
+
+#[test]
+fn the_readme_rule_file_example_parses() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let start = readme.find("```yaml\n").expect("README has a yaml example") + "```yaml\n".len();
+    let end = start + readme[start..].find("```").unwrap();
+    let file = RuleFile::from_yaml_str(&readme[start..end], "README.md").unwrap();
+    assert_eq!(file.config, ScoringConfig::default());
+    assert_eq!(file.rules.len(), 1);
+}
