@@ -19,7 +19,7 @@ CONTEXTS ?= docs/examples/contexts.jsonl
 .PHONY: help
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
-		awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+		awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
 
 .PHONY: setup
 setup: ## Install the toolchain parts the build needs (rustfmt, clippy) and fetch crates
@@ -54,8 +54,38 @@ test-rust: setup ## Run every Rust test (unit, integration, property, doc)
 doc: setup ## Build the API docs; a missing or broken doc is an error
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --locked
 
+STACK := deploy/local/stack.sh
+
+.PHONY: stack-up
+stack-up: ## Install (first time) and start Kafka, FerretDB, Cassandra, InfluxDB, Dgraph on 127.0.0.1
+	$(STACK) up
+
+.PHONY: stack-down
+stack-down: ## Stop the local stack and drop its data (STACK_ARGS=--keep-data keeps it)
+	$(STACK) down $(STACK_ARGS)
+
+.PHONY: stack-status
+stack-status: ## Up/down per stack server, with its port
+	$(STACK) status
+
+.PHONY: clippy-stack
+clippy-stack: setup ## Lint the storage crate with its real-backend features
+	$(CARGO) clippy -p credence-storage --features stack --all-targets --locked -- -D warnings
+
+.PHONY: test-stack
+test-stack: setup ## Round trips through each client crate against the live stack (brings it up, then down)
+	$(CARGO) test -p credence-storage --features stack --locked --no-run
+	trap '$(STACK) down' EXIT; \
+	$(STACK) up || { $(STACK) logs; exit 1; }; \
+	eval "$$($(STACK) env)"; \
+	CREDENCE_TEST_REQUIRE_STACK=1 $(CARGO) test -p credence-storage --features stack --locked --test 'stack_*'
+
+.PHONY: bench-stack
+bench-stack: ## Bulk write rates of each stack store through its crate (needs `make stack-up`)
+	eval "$$($(STACK) env)"; $(CARGO) run --release -p credence-storage --features stack --example stack_bench
+
 .PHONY: test
-test: fmt-check clippy test-rust doc ## Everything CI runs: format, lints, all tests, docs
+test: fmt-check clippy clippy-stack test-rust doc test-stack ## Everything CI runs: format, lints, all tests, docs, the real stack
 
 .PHONY: bench
 bench: setup ## Run the benchmarks (scoring engine throughput)
