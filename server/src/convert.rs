@@ -1,0 +1,553 @@
+//! The one place where `credence.v1` messages become domain types and back.
+//!
+//! Generated types stay at the edge: handlers call these functions, the engine never sees a
+//! generated type. Every refusal names the field at fault (`rule.conditions[0].op: ...`), so
+//! a handler can answer INVALID_ARGUMENT with it as is.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use credence_proto::v1 as pb;
+use credence_scorer as domain;
+use prost_types::value::Kind;
+
+/// A message that cannot become a domain value: which field, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {problem}")]
+pub struct ConvertError {
+    /// The field path inside the request, e.g. `events[3].occurred_at`.
+    pub field: String,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+impl ConvertError {
+    fn new(field: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            problem: problem.into(),
+        }
+    }
+
+    /// The same error one level down: `at.field`.
+    pub fn within(self, at: &str) -> Self {
+        Self {
+            field: format!("{at}.{}", self.field),
+            problem: self.problem,
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, ConvertError>;
+
+// ---- time ---------------------------------------------------------------------------------
+
+/// A protobuf timestamp as event time; refused outside the years 1678 to 2261.
+pub fn timestamp(field: &str, t: &prost_types::Timestamp) -> Result<domain::Timestamp> {
+    if !(0..1_000_000_000).contains(&t.nanos) {
+        return Err(ConvertError::new(
+            field,
+            format!("nanos {} is not in 0..1e9", t.nanos),
+        ));
+    }
+    t.seconds
+        .checked_mul(1_000_000_000)
+        .and_then(|ns| ns.checked_add(i64::from(t.nanos)))
+        .map(domain::Timestamp::from_nanos)
+        .ok_or_else(|| ConvertError::new(field, "is outside the years 1678 to 2261"))
+}
+
+/// Event time as a protobuf timestamp.
+pub fn timestamp_to_pb(t: domain::Timestamp) -> prost_types::Timestamp {
+    let ns = t.nanos();
+    prost_types::Timestamp {
+        seconds: ns.div_euclid(1_000_000_000),
+        nanos: ns.rem_euclid(1_000_000_000) as i32,
+    }
+}
+
+/// A protobuf duration; refused when negative or longer than 292 years.
+pub fn duration(field: &str, d: &prost_types::Duration) -> Result<domain::Duration> {
+    if d.seconds < 0 || d.nanos < 0 {
+        return Err(ConvertError::new(field, "must not be negative"));
+    }
+    d.seconds
+        .checked_mul(1_000_000_000)
+        .and_then(|ns| ns.checked_add(i64::from(d.nanos)))
+        .map(domain::Duration::from_nanos)
+        .ok_or_else(|| ConvertError::new(field, "is longer than 292 years"))
+}
+
+/// A duration as a protobuf duration.
+pub fn duration_to_pb(d: domain::Duration) -> prost_types::Duration {
+    let ns = d.nanos();
+    prost_types::Duration {
+        seconds: ns / 1_000_000_000,
+        nanos: (ns % 1_000_000_000) as i32,
+    }
+}
+
+// ---- values -------------------------------------------------------------------------------
+
+/// A `google.protobuf.Value` as a domain value (an unset kind is null).
+pub fn value(v: &prost_types::Value) -> domain::Value {
+    match &v.kind {
+        None | Some(Kind::NullValue(_)) => domain::Value::Null,
+        Some(Kind::BoolValue(b)) => domain::Value::Bool(*b),
+        Some(Kind::NumberValue(n)) => domain::Value::Number(*n),
+        Some(Kind::StringValue(s)) => domain::Value::String(s.clone()),
+        Some(Kind::ListValue(list)) => domain::Value::List(list.values.iter().map(value).collect()),
+        Some(Kind::StructValue(s)) => domain::Value::Map(payload(s)),
+    }
+}
+
+/// A `google.protobuf.Struct` as a payload.
+pub fn payload(s: &prost_types::Struct) -> domain::Payload {
+    s.fields
+        .iter()
+        .map(|(k, v)| (k.clone(), value(v)))
+        .collect()
+}
+
+/// A domain value as a `google.protobuf.Value`.
+pub fn value_to_pb(v: &domain::Value) -> prost_types::Value {
+    let kind = match v {
+        domain::Value::Null => Kind::NullValue(0),
+        domain::Value::Bool(b) => Kind::BoolValue(*b),
+        domain::Value::Number(n) => Kind::NumberValue(*n),
+        domain::Value::String(s) => Kind::StringValue(s.clone()),
+        domain::Value::List(items) => Kind::ListValue(prost_types::ListValue {
+            values: items.iter().map(value_to_pb).collect(),
+        }),
+        domain::Value::Map(map) => Kind::StructValue(payload_to_pb(map)),
+    };
+    prost_types::Value { kind: Some(kind) }
+}
+
+/// A payload (or any map of values) as a `google.protobuf.Struct`.
+pub fn payload_to_pb(map: &BTreeMap<String, domain::Value>) -> prost_types::Struct {
+    prost_types::Struct {
+        fields: map
+            .iter()
+            .map(|(k, v)| (k.clone(), value_to_pb(v)))
+            .collect(),
+    }
+}
+
+// ---- events -------------------------------------------------------------------------------
+
+/// An event as the engine sees it. Only what the engine needs is checked here (ids, type,
+/// time); size and depth limits belong to ingestion.
+pub fn event(e: &pb::Event) -> Result<domain::Event> {
+    for (field, text) in [
+        ("event_id", &e.event_id),
+        ("subject_id", &e.subject_id),
+        ("event_type", &e.event_type),
+    ] {
+        if text.is_empty() {
+            return Err(ConvertError::new(field, "is required"));
+        }
+    }
+    let occurred_at = e
+        .occurred_at
+        .as_ref()
+        .ok_or_else(|| ConvertError::new("occurred_at", "is required"))
+        .and_then(|t| timestamp("occurred_at", t))?;
+    Ok(domain::Event {
+        event_id: e.event_id.clone(),
+        subject_id: e.subject_id.clone(),
+        event_type: e.event_type.clone(),
+        event_subtype: e.event_subtype.clone(),
+        source_system: e.source_system.clone(),
+        occurred_at,
+        location: e.location.as_ref().map(|l| domain::Location {
+            region: l.region.clone(),
+            district: l.district.clone(),
+        }),
+        payload: e.payload.as_ref().map(payload).unwrap_or_default(),
+    })
+}
+
+// ---- rules --------------------------------------------------------------------------------
+
+fn operator(field: &str, op: i32) -> Result<domain::Operator> {
+    use pb::Operator as P;
+    let op = P::try_from(op)
+        .map_err(|_| ConvertError::new(field, format!("{op} is not an operator")))?;
+    Ok(match op {
+        P::Unspecified => return Err(ConvertError::new(field, "is required")),
+        P::Eq => domain::Operator::Eq,
+        P::Ne => domain::Operator::Ne,
+        P::Gt => domain::Operator::Gt,
+        P::Gte => domain::Operator::Gte,
+        P::Lt => domain::Operator::Lt,
+        P::Lte => domain::Operator::Lte,
+        P::In => domain::Operator::In,
+        P::NotIn => domain::Operator::NotIn,
+        P::Contains => domain::Operator::Contains,
+        P::Exists => domain::Operator::Exists,
+    })
+}
+
+fn operator_to_pb(op: domain::Operator) -> pb::Operator {
+    use pb::Operator as P;
+    match op {
+        domain::Operator::Eq => P::Eq,
+        domain::Operator::Ne => P::Ne,
+        domain::Operator::Gt => P::Gt,
+        domain::Operator::Gte => P::Gte,
+        domain::Operator::Lt => P::Lt,
+        domain::Operator::Lte => P::Lte,
+        domain::Operator::In => P::In,
+        domain::Operator::NotIn => P::NotIn,
+        domain::Operator::Contains => P::Contains,
+        domain::Operator::Exists => P::Exists,
+    }
+}
+
+fn condition(at: &str, c: &pb::Condition) -> Result<domain::Condition> {
+    Ok(domain::Condition {
+        field: c.field.clone(),
+        op: operator(&format!("{at}.op"), c.op)?,
+        value: c.value.as_ref().map(value).unwrap_or_default(),
+    })
+}
+
+fn condition_to_pb(c: &domain::Condition) -> pb::Condition {
+    pb::Condition {
+        field: c.field.clone(),
+        op: operator_to_pb(c.op).into(),
+        value: Some(value_to_pb(&c.value)),
+    }
+}
+
+/// A rule status; UNSPECIFIED is DRAFT (a rule never scores by accident).
+pub fn rule_status(field: &str, status: i32) -> Result<domain::RuleStatus> {
+    match pb::RuleStatus::try_from(status) {
+        Ok(pb::RuleStatus::Unspecified | pb::RuleStatus::Draft) => Ok(domain::RuleStatus::Draft),
+        Ok(pb::RuleStatus::Active) => Ok(domain::RuleStatus::Active),
+        Ok(pb::RuleStatus::Retired) => Ok(domain::RuleStatus::Retired),
+        Err(_) => Err(ConvertError::new(
+            field,
+            format!("{status} is not a rule status"),
+        )),
+    }
+}
+
+fn rule_status_to_pb(status: domain::RuleStatus) -> pb::RuleStatus {
+    match status {
+        domain::RuleStatus::Draft => pb::RuleStatus::Draft,
+        domain::RuleStatus::Active => pb::RuleStatus::Active,
+        domain::RuleStatus::Retired => pb::RuleStatus::Retired,
+    }
+}
+
+/// A rule as the engine takes it (version 1 when 0). Validation of its content (paths,
+/// value types, cap, validity) is the engine's: `credence_scorer::validate_rule`.
+pub fn rule(r: &pb::Rule) -> Result<domain::Rule> {
+    let conditions = r
+        .conditions
+        .iter()
+        .enumerate()
+        .map(|(i, c)| condition(&format!("conditions[{i}]"), c))
+        .collect::<Result<_>>()?;
+    let multipliers = r
+        .multipliers
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let at = format!("multipliers[{i}]");
+            let when = m
+                .when
+                .as_ref()
+                .ok_or_else(|| ConvertError::new(format!("{at}.when"), "is required"))?;
+            Ok(domain::Multiplier {
+                when: condition(&format!("{at}.when"), when)?,
+                factor: m.factor,
+            })
+        })
+        .collect::<Result<_>>()?;
+    let cap = r
+        .cap
+        .as_ref()
+        .map(|c| -> Result<domain::Cap> {
+            let window = c
+                .window
+                .as_ref()
+                .ok_or_else(|| ConvertError::new("cap.window", "is required"))?;
+            Ok(domain::Cap {
+                max: c.max,
+                window: duration("cap.window", window)?,
+            })
+        })
+        .transpose()?;
+    Ok(domain::Rule {
+        id: r.id.clone(),
+        version: r.version.max(1),
+        name: r.name.clone(),
+        description: r.description.clone(),
+        status: rule_status("status", r.status)?,
+        event_type: r.event_type.clone(),
+        event_subtype: Some(r.event_subtype.clone()).filter(|s| !s.is_empty()),
+        conditions,
+        points: r.points,
+        multipliers,
+        cooldown: r
+            .cooldown
+            .as_ref()
+            .map(|d| duration("cooldown", d))
+            .transpose()?
+            .filter(|d| !d.is_zero()),
+        cap,
+        valid_from: r
+            .valid_from
+            .as_ref()
+            .map(|t| timestamp("valid_from", t))
+            .transpose()?,
+        valid_until: r
+            .valid_until
+            .as_ref()
+            .map(|t| timestamp("valid_until", t))
+            .transpose()?,
+        priority: r.priority,
+    })
+}
+
+/// A domain rule as the contract's rule (`updated_at` is the store's to set).
+pub fn rule_to_pb(r: &domain::Rule) -> pb::Rule {
+    pb::Rule {
+        id: r.id.clone(),
+        version: r.version,
+        name: r.name.clone(),
+        description: r.description.clone(),
+        status: rule_status_to_pb(r.status).into(),
+        event_type: r.event_type.clone(),
+        event_subtype: r.event_subtype.clone().unwrap_or_default(),
+        conditions: r.conditions.iter().map(condition_to_pb).collect(),
+        points: r.points,
+        multipliers: r
+            .multipliers
+            .iter()
+            .map(|m| pb::Multiplier {
+                when: Some(condition_to_pb(&m.when)),
+                factor: m.factor,
+            })
+            .collect(),
+        cooldown: r.cooldown.map(duration_to_pb),
+        cap: r.cap.map(|c| pb::Cap {
+            max: c.max,
+            window: Some(duration_to_pb(c.window)),
+        }),
+        valid_from: r.valid_from.map(timestamp_to_pb),
+        valid_until: r.valid_until.map(timestamp_to_pb),
+        priority: r.priority,
+        updated_at: None,
+    }
+}
+
+// ---- config -------------------------------------------------------------------------------
+
+/// A scoring config (version 1 when 0). Its content is validated by the engine.
+pub fn config(c: &pb::ScoringConfig) -> Result<domain::ScoringConfig> {
+    let half_life = c
+        .decay
+        .as_ref()
+        .and_then(|d| d.half_life.as_ref())
+        .map(|h| duration("decay.half_life", h))
+        .transpose()?
+        .filter(|d| !d.is_zero());
+    Ok(domain::ScoringConfig {
+        version: c.version.max(1),
+        baseline: c.baseline,
+        min_score: c.min_score,
+        max_score: c.max_score,
+        tiers: c
+            .tiers
+            .iter()
+            .map(|t| domain::Tier {
+                name: Arc::from(t.name.as_str()),
+                min_score: t.min_score,
+            })
+            .collect(),
+        decay: domain::Decay { half_life },
+        alert_thresholds: c.alert_thresholds.clone(),
+        auto_create_subjects: c.auto_create_subjects,
+    })
+}
+
+/// A domain config as the contract's config.
+pub fn config_to_pb(c: &domain::ScoringConfig) -> pb::ScoringConfig {
+    pb::ScoringConfig {
+        version: c.version,
+        baseline: c.baseline,
+        min_score: c.min_score,
+        max_score: c.max_score,
+        tiers: c
+            .tiers
+            .iter()
+            .map(|t| pb::Tier {
+                name: t.name.to_string(),
+                min_score: t.min_score,
+            })
+            .collect(),
+        decay: Some(pb::Decay {
+            half_life: c.decay.half_life.map(duration_to_pb),
+        }),
+        alert_thresholds: c.alert_thresholds.clone(),
+        auto_create_subjects: c.auto_create_subjects,
+        updated_at: None,
+    }
+}
+
+// ---- outcomes -----------------------------------------------------------------------------
+
+/// A score change as the contract's explanation record.
+pub fn score_change_to_pb(c: &domain::ScoreChange) -> pb::ScoreChange {
+    pb::ScoreChange {
+        event_id: c.event_id.clone(),
+        subject_id: c.subject_id.clone(),
+        rule_id: c.rule_id.to_string(),
+        rule_version: c.rule_version,
+        config_version: c.config_version,
+        old_score: c.old_score,
+        new_score: c.new_score,
+        delta: c.delta,
+        at: Some(timestamp_to_pb(c.at)),
+        reason: c.reason.to_string(),
+        inputs: Some(payload_to_pb(&c.inputs)),
+        factor: c.factor,
+    }
+}
+
+/// An alert as the contract's alert.
+pub fn alert_to_pb(a: &domain::Alert) -> pb::Alert {
+    pb::Alert {
+        subject_id: a.subject_id.clone(),
+        event_id: a.event_id.clone(),
+        old_score: a.old_score,
+        new_score: a.new_score,
+        old_tier: a.old_tier.to_string(),
+        new_tier: a.new_tier.to_string(),
+        thresholds_crossed: a.thresholds_crossed.clone(),
+        at: Some(timestamp_to_pb(a.at)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_rules_and_config_round_trip_through_the_contract() {
+        let file = domain::RuleFile::example().unwrap();
+        for r in &file.rules {
+            assert_eq!(&rule(&rule_to_pb(r)).unwrap(), r, "rule {}", r.id);
+        }
+        assert_eq!(config(&config_to_pb(&file.config)).unwrap(), file.config);
+    }
+
+    #[test]
+    fn times_convert_exactly_including_before_1970() {
+        for ns in [0, 1, -1, 1_767_261_600_123_456_789, -86_400_000_000_001] {
+            let t = domain::Timestamp::from_nanos(ns);
+            assert_eq!(timestamp("t", &timestamp_to_pb(t)).unwrap(), t);
+        }
+        let bad = prost_types::Timestamp {
+            seconds: 0,
+            nanos: -1,
+        };
+        assert_eq!(
+            timestamp("occurred_at", &bad).unwrap_err().field,
+            "occurred_at"
+        );
+        let huge = prost_types::Timestamp {
+            seconds: i64::MAX,
+            nanos: 0,
+        };
+        assert!(timestamp("t", &huge).unwrap_err().problem.contains("1678"));
+        let negative = prost_types::Duration {
+            seconds: -1,
+            nanos: 0,
+        };
+        assert_eq!(
+            duration("cooldown", &negative).unwrap_err().to_string(),
+            "cooldown: must not be negative"
+        );
+    }
+
+    #[test]
+    fn payload_values_round_trip() {
+        let event = domain::Event::new("e", "s", "t", "", domain::Timestamp::from_nanos(5))
+            .with("n", 1.5)
+            .with("list", vec!["a", "b"])
+            .with(
+                "nested",
+                domain::Value::Map([("k".to_owned(), domain::Value::Bool(true))].into()),
+            )
+            .with("nothing", domain::Value::Null);
+        assert_eq!(payload(&payload_to_pb(&event.payload)), event.payload);
+    }
+
+    #[test]
+    fn bad_messages_name_the_field() {
+        let e = pb::Event {
+            event_id: "e".into(),
+            subject_id: "s".into(),
+            event_type: "t".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            event(&e).unwrap_err().to_string(),
+            "occurred_at: is required"
+        );
+        let e = pb::Event {
+            subject_id: "s".into(),
+            ..Default::default()
+        };
+        assert_eq!(event(&e).unwrap_err().field, "event_id");
+
+        let r = pb::Rule {
+            id: "r".into(),
+            event_type: "t".into(),
+            conditions: vec![pb::Condition {
+                field: "payload.x".into(),
+                op: 0,
+                value: None,
+            }],
+            ..Default::default()
+        };
+        assert_eq!(
+            rule(&r).unwrap_err().to_string(),
+            "conditions[0].op: is required"
+        );
+        let r = pb::Rule {
+            status: 42,
+            ..Default::default()
+        };
+        assert!(rule(&r).unwrap_err().to_string().starts_with("status: 42"));
+        let r = pb::Rule {
+            cap: Some(pb::Cap {
+                max: 1,
+                window: None,
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            rule(&r).unwrap_err().within("rule").to_string(),
+            "rule.cap.window: is required"
+        );
+    }
+
+    #[test]
+    fn unspecified_status_is_draft_and_empty_subtype_is_none() {
+        let r = rule(&pb::Rule {
+            id: "r".into(),
+            event_type: "t".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(r.status, domain::RuleStatus::Draft);
+        assert_eq!(r.event_subtype, None);
+        assert_eq!(r.version, 1);
+    }
+}
