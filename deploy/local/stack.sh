@@ -86,6 +86,10 @@ need_java() {
 }
 
 need_go() {
+    # Go's own tarball installs to /usr/local/go; a non-login shell may not have it on PATH.
+    if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then
+        PATH="/usr/local/go/bin:$PATH"
+    fi
     command -v go >/dev/null || die "no Go toolchain: Dgraph v24 needs Go >= 1.22 (Debian's golang is too old); install Go first"
     local v
     v=$(go env GOVERSION)
