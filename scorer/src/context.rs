@@ -111,16 +111,27 @@ impl SubjectContext {
         kinds
     }
 
+    /// A text field of the profile (`region`, `district`, `occupation`): `None` without a
+    /// profile, when unset, and for any other field.
+    pub fn profile_text(&self, field: SubjectField) -> Option<&str> {
+        let profile = self.profile.as_ref()?;
+        match field {
+            SubjectField::Region => profile.region.as_deref(),
+            SubjectField::District => profile.district.as_deref(),
+            SubjectField::Occupation => profile.occupation.as_deref(),
+            _ => None,
+        }
+    }
+
     /// The value of an outside subject field at event time `t`, as recorded in a score
     /// change's inputs; `None` when it does not resolve. Score and tier are not outside
     /// values and give `None`.
     pub fn outside_value(&self, field: SubjectField, t: Timestamp) -> Option<Value> {
         let profile = self.profile.as_ref();
-        let text = |s: Option<&String>| s.map(|s| Value::String(s.clone()));
         match field {
-            SubjectField::Region => text(profile.and_then(|p| p.region.as_ref())),
-            SubjectField::District => text(profile.and_then(|p| p.district.as_ref())),
-            SubjectField::Occupation => text(profile.and_then(|p| p.occupation.as_ref())),
+            SubjectField::Region | SubjectField::District | SubjectField::Occupation => {
+                self.profile_text(field).map(Value::from)
+            }
             SubjectField::BirthYear => profile
                 .and_then(|p| p.birth_year)
                 .map(|y| Value::Number(f64::from(y))),

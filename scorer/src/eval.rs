@@ -90,11 +90,11 @@ fn resolve<'a>(path: &'a FieldPath, event: &'a Event, subject: &SubjectView<'a>)
         },
         FieldPath::Subject(field) => {
             let profile = subject.ctx.profile.as_ref();
-            let text = |s: Option<&'a String>| s.map_or(Operand::Missing, |s| Operand::Str(s));
             match field {
-                SubjectField::Region => text(profile.and_then(|p| p.region.as_ref())),
-                SubjectField::District => text(profile.and_then(|p| p.district.as_ref())),
-                SubjectField::Occupation => text(profile.and_then(|p| p.occupation.as_ref())),
+                SubjectField::Region | SubjectField::District | SubjectField::Occupation => subject
+                    .ctx
+                    .profile_text(*field)
+                    .map_or(Operand::Missing, Operand::Str),
                 SubjectField::BirthYear => profile
                     .and_then(|p| p.birth_year)
                     .map_or(Operand::Missing, |y| Operand::Num(f64::from(y))),

@@ -42,6 +42,13 @@ type Result<T> = std::result::Result<T, ConvertError>;
 
 // ---- time ---------------------------------------------------------------------------------
 
+/// `seconds` and `nanos` as whole nanoseconds, when they fit in an i64.
+fn total_nanos(seconds: i64, nanos: i32) -> Option<i64> {
+    seconds
+        .checked_mul(1_000_000_000)?
+        .checked_add(i64::from(nanos))
+}
+
 /// A protobuf timestamp as event time; refused outside the years 1678 to 2261.
 pub fn timestamp(field: &str, t: &prost_types::Timestamp) -> Result<domain::Timestamp> {
     if !(0..1_000_000_000).contains(&t.nanos) {
@@ -50,9 +57,7 @@ pub fn timestamp(field: &str, t: &prost_types::Timestamp) -> Result<domain::Time
             format!("nanos {} is not in 0..1e9", t.nanos),
         ));
     }
-    t.seconds
-        .checked_mul(1_000_000_000)
-        .and_then(|ns| ns.checked_add(i64::from(t.nanos)))
+    total_nanos(t.seconds, t.nanos)
         .map(domain::Timestamp::from_nanos)
         .ok_or_else(|| ConvertError::new(field, "is outside the years 1678 to 2261"))
 }
@@ -71,9 +76,7 @@ pub fn duration(field: &str, d: &prost_types::Duration) -> Result<domain::Durati
     if d.seconds < 0 || d.nanos < 0 {
         return Err(ConvertError::new(field, "must not be negative"));
     }
-    d.seconds
-        .checked_mul(1_000_000_000)
-        .and_then(|ns| ns.checked_add(i64::from(d.nanos)))
+    total_nanos(d.seconds, d.nanos)
         .map(domain::Duration::from_nanos)
         .ok_or_else(|| ConvertError::new(field, "is longer than 292 years"))
 }
