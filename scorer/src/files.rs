@@ -63,10 +63,12 @@ impl RuleFile {
         }
     }
 
-    /// Writes the file: JSON when its name ends in `.json`, YAML otherwise.
+    /// Validates, then writes the file: JSON when its name ends in `.json`, YAML otherwise.
+    /// Nothing is written for an invalid rule set (JSON would even turn a NaN into `null`).
     pub fn save(&self, path: &Path) -> Result<()> {
+        self.validate()?;
         let text = if is_json(path) {
-            self.to_json_string()
+            self.to_json_string()?
         } else {
             self.to_yaml_string()?
         };
@@ -85,10 +87,11 @@ impl RuleFile {
     }
 
     /// The JSON text of the file (pretty-printed).
-    pub fn to_json_string(&self) -> String {
-        // A RuleFile holds only strings, numbers, lists and maps with string keys, which
-        // JSON always represents.
-        serde_json::to_string_pretty(self).unwrap_or_default()
+    pub fn to_json_string(&self) -> Result<String> {
+        serde_json::to_string_pretty(self).map_err(|e| ScorerError::Parse {
+            source_name: "<json>".into(),
+            problem: e.to_string(),
+        })
     }
 
     /// The example rule set and default config (see [`EXAMPLE_RULES_YAML`]).

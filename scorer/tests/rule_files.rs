@@ -51,7 +51,7 @@ fn yaml_and_json_round_trip() {
     let file = RuleFile::example().unwrap();
     let yaml = file.to_yaml_string().unwrap();
     assert_eq!(RuleFile::from_yaml_str(&yaml, "again.yaml").unwrap(), file);
-    let json = file.to_json_string();
+    let json = file.to_json_string().unwrap();
     assert_eq!(RuleFile::from_json_str(&json, "again.json").unwrap(), file);
 
     let dir = tempfile::tempdir().unwrap();
@@ -60,6 +60,17 @@ fn yaml_and_json_round_trip() {
         file.save(&path).unwrap();
         assert_eq!(RuleFile::load(&path).unwrap(), file, "{name}");
     }
+}
+
+#[test]
+fn an_invalid_rule_set_is_never_written() {
+    let mut file = RuleFile::example().unwrap();
+    file.rules[0].points = f64::NAN;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rules.json");
+    let error = file.save(&path).unwrap_err().to_string();
+    assert!(error.contains("points: must be a finite number"), "{error}");
+    assert!(!path.exists());
 }
 
 #[test]

@@ -76,6 +76,12 @@ pub fn duration(field: &str, d: &prost_types::Duration) -> Result<domain::Durati
     if d.seconds < 0 || d.nanos < 0 {
         return Err(ConvertError::new(field, "must not be negative"));
     }
+    if d.nanos >= 1_000_000_000 {
+        return Err(ConvertError::new(
+            field,
+            format!("nanos {} is not in 0..1e9", d.nanos),
+        ));
+    }
     total_nanos(d.seconds, d.nanos)
         .map(domain::Duration::from_nanos)
         .ok_or_else(|| ConvertError::new(field, "is longer than 292 years"))
@@ -475,6 +481,16 @@ mod tests {
         assert_eq!(
             duration("cooldown", &negative).unwrap_err().to_string(),
             "cooldown: must not be negative"
+        );
+        let overfull = prost_types::Duration {
+            seconds: 1,
+            nanos: 1_000_000_000,
+        };
+        assert!(
+            duration("cap.window", &overfull)
+                .unwrap_err()
+                .problem
+                .contains("nanos")
         );
     }
 
