@@ -88,7 +88,7 @@ pub struct SubjectState {
     /// Config version of the last applied event.
     pub config_version: u32,
     /// Digests of the ids of every applied event (duplicate detection); see [`event_digest`].
-    pub applied_events_seen: FxHashSet<u128>,
+    pub applied_event_digests: FxHashSet<u128>,
     /// Cooldown and cap state per rule id, one entry per rule that ever applied; survives
     /// rule edits and retire/activate. A short vector rather than a map: few rules touch
     /// one subject, and a scan of adjacent entries costs fewer cache misses than a tree.
@@ -106,7 +106,7 @@ impl SubjectState {
             last_event_id: String::new(),
             applied_events: 0,
             config_version: 0,
-            applied_events_seen: FxHashSet::default(),
+            applied_event_digests: FxHashSet::default(),
             rules: Vec::new(),
         }
     }
@@ -128,12 +128,12 @@ impl SubjectState {
 
     /// Whether `event_id` was applied to this subject.
     pub fn has_applied(&self, event_id: &str) -> bool {
-        self.applied_events_seen.contains(&event_digest(event_id))
+        self.applied_event_digests.contains(&event_digest(event_id))
     }
 
     /// Remembers `event_id` as applied; false when it was already.
     pub fn mark_applied(&mut self, event_id: &str) -> bool {
-        self.applied_events_seen.insert(event_digest(event_id))
+        self.applied_event_digests.insert(event_digest(event_id))
     }
 }
 
