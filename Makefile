@@ -12,6 +12,14 @@ export CARGO_TARGET_DIR ?= $(CACHE_HOME)/credence/target
 export CARGO_TERM_COLOR ?= never
 CARGO ?= cargo
 
+# The embedded backend links a prebuilt DuckDB (fetched once into the cache): minutes to
+# build instead of the better part of an hour. See deploy/local/duckdb.sh.
+ifndef DUCKDB_LIB_DIR
+DUCKDB_LIB_DIR := $(shell deploy/local/duckdb.sh)
+endif
+export DUCKDB_LIB_DIR
+export LD_LIBRARY_PATH := $(DUCKDB_LIB_DIR)$(if $(LD_LIBRARY_PATH),:$(LD_LIBRARY_PATH))
+
 RULES ?= scorer/rules/example.yaml
 EVENTS ?= docs/examples/events.jsonl
 CONTEXTS ?= docs/examples/contexts.jsonl
@@ -22,12 +30,20 @@ help: ## List the targets
 		awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
 
 .PHONY: setup
-setup: ## Install the toolchain parts the build needs (rustfmt, clippy) and fetch crates
+setup: ## Install the toolchain parts the build needs (rustfmt, clippy, DuckDB library) and fetch crates
 	@command -v rustup >/dev/null && rustup component add rustfmt clippy >/dev/null 2>&1 || true
+	@test -f "$(DUCKDB_LIB_DIR)/libduckdb.so" || { echo "no DuckDB library: deploy/local/duckdb.sh failed (needs npm and the npm registry)"; exit 1; }
 	$(CARGO) fetch --locked
 
+.PHONY: dev
+dev: setup ## Start a node: all four services on 127.0.0.1:50051, data in ./.credence (DEV_ARGS=)
+	$(CARGO) run --release --locked -p credence-server -- dev $(DEV_ARGS)
+
 .PHONY: run
-run: setup ## Score the example events with the example rule set, offline (RULES=, EVENTS=, CONTEXTS=)
+run: dev ## Same as `make dev`
+
+.PHONY: simulate
+simulate: setup ## Score the example events with the example rule set, offline (RULES=, EVENTS=, CONTEXTS=)
 	$(CARGO) run --release -p credence-server -- simulate --rules $(RULES) --events $(EVENTS) --contexts $(CONTEXTS)
 
 .PHONY: check-rules
@@ -47,8 +63,9 @@ clippy: setup ## Lint every crate and target; warnings are errors
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
 .PHONY: test-rust
-test-rust: setup ## Run every Rust test (unit, integration, property, doc)
-	$(CARGO) test --workspace --locked
+test-rust: setup ## Run every Rust test (unit, integration, property, doc, end-to-end against a real node)
+	$(CARGO) build --locked -p credence-server --bin credence
+	GRPCURL="$$(deploy/local/grpcurl.sh)" $(CARGO) test --workspace --locked
 
 .PHONY: doc
 doc: setup ## Build the API docs; a missing or broken doc is an error

@@ -1,2 +1,12 @@
-//! Load generator for Credence. Not written yet: the synthetic population, social graph and
-//! event streams come with the embedded-platform issue.
+//! Load generator for Credence: synthetic events published over gRPC in batches, and a report
+//! of the throughput and latencies seen by the client and by the server's metrics.
+//!
+//! The binary `credence-loadgen` wires the modules together: [`args`] reads the command
+//! line, [`generate`] makes encoded batches, [`publish`] sends them, [`metrics`] reads the
+//! server's Prometheus endpoint and [`report`] prints the result.
+
+pub mod args;
+pub mod generate;
+pub mod metrics;
+pub mod publish;
+pub mod report;

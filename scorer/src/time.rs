@@ -28,6 +28,12 @@ impl Timestamp {
         self.0
     }
 
+    /// The wall-clock time now (servers stamp `received_at` and `updated_at` with it; the
+    /// engine itself only ever reads event time).
+    pub fn now() -> Self {
+        Self(Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX))
+    }
+
     /// Parses RFC 3339 text such as `2026-01-01T10:00:00Z` or `2026-01-01T12:00:00+02:00`.
     pub fn parse_rfc3339(text: &str) -> Result<Self, String> {
         let parsed = DateTime::parse_from_rfc3339(text)

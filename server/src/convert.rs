@@ -442,6 +442,132 @@ pub fn alert_to_pb(a: &domain::Alert) -> pb::Alert {
     }
 }
 
+// ---- subjects -----------------------------------------------------------------------------
+
+/// What rules read of a profile.
+pub fn profile_context(p: &pb::Profile) -> domain::Profile {
+    let text = |s: &String| (!s.is_empty()).then(|| s.clone());
+    domain::Profile {
+        region: text(&p.region),
+        district: text(&p.district),
+        occupation: text(&p.occupation),
+        birth_year: (p.birth_year != 0).then_some(p.birth_year),
+        flags: p.flags.clone(),
+    }
+}
+
+/// A list kind; UNSPECIFIED and unknown numbers are refused naming `field`.
+pub fn list_kind(field: &str, kind: i32) -> Result<domain::ListKind> {
+    match pb::ListKind::try_from(kind) {
+        Ok(pb::ListKind::Block) => Ok(domain::ListKind::Block),
+        Ok(pb::ListKind::Allow) => Ok(domain::ListKind::Allow),
+        Ok(pb::ListKind::Unspecified) => Err(ConvertError::new(
+            field,
+            "is required: LIST_KIND_BLOCK or LIST_KIND_ALLOW",
+        )),
+        Err(_) => Err(ConvertError::new(field, format!("{kind} is not a list kind"))),
+    }
+}
+
+/// A stored list entry as rules see it; entries of an unknown kind are skipped.
+pub fn list_entry(e: &pb::ListEntry) -> Option<domain::ListEntry> {
+    Some(domain::ListEntry {
+        kind: list_kind("kind", e.kind).ok()?,
+        expires_at: e
+            .expires_at
+            .as_ref()
+            .and_then(|t| timestamp("expires_at", t).ok()),
+    })
+}
+
+/// A snapshot as the contract's score.
+pub fn snapshot_to_pb(state: &domain::SubjectState, updated_at: domain::Timestamp) -> pb::ScoreSnapshot {
+    pb::ScoreSnapshot {
+        subject_id: state.subject_id.clone(),
+        score: state.score,
+        tier: state.tier.to_string(),
+        last_event_time: Some(timestamp_to_pb(state.last_time)),
+        last_event_id: state.last_event_id.clone(),
+        applied_events: state.applied_events,
+        config_version: state.config_version,
+        updated_at: Some(timestamp_to_pb(updated_at)),
+    }
+}
+
+/// The engine state as the contract's `SubjectState`.
+pub fn state_to_pb(state: &domain::SubjectState) -> pb::SubjectState {
+    let mut digests: Vec<u128> = state.applied_event_digests.iter().copied().collect();
+    digests.sort_unstable();
+    pb::SubjectState {
+        subject_id: state.subject_id.clone(),
+        score: state.score,
+        tier: state.tier.to_string(),
+        last_event_time: Some(timestamp_to_pb(state.last_time)),
+        last_event_id: state.last_event_id.clone(),
+        applied_events: state.applied_events,
+        config_version: state.config_version,
+        applied_event_digests: digests.iter().map(|d| d.to_be_bytes().to_vec()).collect(),
+        rules: state
+            .rules
+            .iter()
+            .map(|h| pb::RuleHistory {
+                rule_id: h.rule_id.to_string(),
+                last_applied_at: h.last().map(timestamp_to_pb),
+                applications: h.applications().iter().map(|t| timestamp_to_pb(*t)).collect(),
+            })
+            .collect(),
+    }
+}
+
+/// A contract `SubjectState` as engine state (to simulate from a given state).
+pub fn state(s: &pb::SubjectState) -> Result<domain::SubjectState> {
+    if s.subject_id.is_empty() {
+        return Err(ConvertError::new("subject_id", "is required"));
+    }
+    let last_time = s
+        .last_event_time
+        .as_ref()
+        .map(|t| timestamp("last_event_time", t))
+        .transpose()?
+        .unwrap_or_default();
+    let mut state = domain::SubjectState::new(
+        s.subject_id.clone(),
+        s.score,
+        Arc::from(s.tier.as_str()),
+        last_time,
+    );
+    state.last_event_id.clone_from(&s.last_event_id);
+    state.applied_events = s.applied_events;
+    state.config_version = s.config_version;
+    for (i, d) in s.applied_event_digests.iter().enumerate() {
+        let bytes: [u8; 16] = d.as_slice().try_into().map_err(|_| {
+            ConvertError::new(
+                format!("applied_event_digests[{i}]"),
+                format!("is {} bytes; a digest is 16", d.len()),
+            )
+        })?;
+        state.applied_event_digests.insert(u128::from_be_bytes(bytes));
+    }
+    for (i, h) in s.rules.iter().enumerate() {
+        let at = format!("rules[{i}]");
+        let applications = h
+            .applications
+            .iter()
+            .enumerate()
+            .map(|(j, t)| timestamp(&format!("{at}.applications[{j}]"), t))
+            .collect::<Result<Vec<_>>>()?;
+        let mut history = domain::RuleHistory::new(Arc::from(h.rule_id.as_str()), applications);
+        if let Some(last) = &h.last_applied_at {
+            let last = timestamp(&format!("{at}.last_applied_at"), last)?;
+            if history.last() != Some(last) {
+                history.record(last);
+            }
+        }
+        state.rules.push(history);
+    }
+    Ok(state)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,14 @@
-//! The Credence node. Today: the conversions between the `credence.v1` contract and the
-//! engine's domain types, used by the gRPC handlers that come with the embedded-platform
-//! issue. The `credence` binary (`src/main.rs`) is the command line.
+//! The Credence node: the gRPC services over the storage roles, the scoring pipeline, the
+//! node configuration, and the conversions between the contract and the domain.
 
+pub mod association;
+pub mod catalog;
+pub mod config;
 pub mod convert;
+pub mod ingest;
+pub mod metrics;
+pub mod node;
+pub mod pipeline;
+pub mod services;
+pub mod simulation;
+pub mod status;

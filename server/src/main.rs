@@ -1,8 +1,7 @@
 //! `credence`: the Credence command line.
 //!
-//! Today it runs the scoring engine offline: `rules check` validates a rule file and
-//! `simulate` scores a file of events. The gRPC node (`dev`, `serve`) and the remote rule
-//! commands (`rules apply`, `rules list`) come with the embedded-platform issue.
+//! `dev` and `serve` run a node; `rules apply` and `rules list` manage a running node's rule
+//! set from a rule file; `rules check` and `simulate` run the engine offline.
 
 mod cli;
 

@@ -1,5 +1,61 @@
-//! Credence storage: traits by role and their backends.
+//! Credence storage: one trait per storage role, and the backends that implement them.
 //!
-//! Nothing here yet: the role traits, the embedded backend and the conformance suite come
-//! with the "embedded platform" issue; the cluster backends (Kafka, MongoDB protocol, CQL,
-//! InfluxDB, Dgraph) come behind cargo features.
+//! The roles follow the polyglot design: a partitioned durable [`Bus`] for events in flight;
+//! [`Profiles`], [`Rules`] (rules and scoring config, versioned) and [`Snapshots`] (live score
+//! state with the bus offset it reflects) — the document store; the [`Archive`] of every
+//! scored event; the [`Series`] of score points and changes (history, explanations,
+//! aggregates); the social [`Graph`]; [`Lists`] of subjects; and read-only SQL
+//! [`Analytics`] over all of it.
+//!
+//! [`embedded::Embedded`] implements every role in one process over one data directory (an
+//! append-only log per bus partition and a DuckDB file). [`conformance`] holds the checks
+//! every backend must pass; [`conformance_tests!`] expands them into tests for one backend.
+//! The cluster clients (Kafka, MongoDB protocol, CQL, InfluxDB, Dgraph) sit behind cargo
+//! features.
+
+mod analytics;
+mod archive;
+mod bus;
+pub mod conformance;
+mod documents;
+pub mod embedded;
+mod error;
+mod graph;
+mod lists;
+mod page;
+mod series;
+
+use std::sync::Arc;
+
+pub use analytics::{Analytics, AnalyticsResult, QueryLimits};
+pub use archive::{Archive, ArchivedEvent, EventFilter};
+pub use bus::{Bus, BusRecord};
+pub use documents::{Profiles, Rules, StoredSnapshot, SubjectFilter, Snapshots};
+pub use error::{Result, StorageError};
+pub use graph::{Graph, RelationKey};
+pub use lists::{ListFilter, Lists};
+pub use page::{Page, Paged};
+pub use series::{AggregateQuery, ScorePoint, Series, TimeRange};
+
+/// Every role, as the server uses them. A backend hands out one of these.
+#[derive(Clone)]
+pub struct Stores {
+    /// Events in flight, partitioned by subject.
+    pub bus: Arc<dyn Bus>,
+    /// Subject profiles.
+    pub profiles: Arc<dyn Profiles>,
+    /// Rule versions and scoring config versions.
+    pub rules: Arc<dyn Rules>,
+    /// Live score state per subject and the bus offset it reflects.
+    pub snapshots: Arc<dyn Snapshots>,
+    /// Every scored event.
+    pub archive: Arc<dyn Archive>,
+    /// Score points and score changes over time.
+    pub series: Arc<dyn Series>,
+    /// Relations between subjects.
+    pub graph: Arc<dyn Graph>,
+    /// Block and allow lists.
+    pub lists: Arc<dyn Lists>,
+    /// Read-only SQL over all of the data.
+    pub analytics: Arc<dyn Analytics>,
+}

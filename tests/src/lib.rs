@@ -1,2 +1,15 @@
-//! End-to-end tests of Credence. Not written yet: they start with the embedded-platform issue,
-//! which gives them a server to drive over gRPC.
+//! End-to-end tests of Credence: a harness that runs the real `credence` server as a child
+//! process (`credence dev` on loopback, in a temporary data directory) and talks to it over
+//! gRPC, plus helpers the tests in `tests/` share.
+//!
+//! The binary is found through `CREDENCE_BIN`, else beside the test executable
+//! (`target/<profile>/credence`), else in `$CARGO_TARGET_DIR/debug/credence`. Build it first:
+//! `cargo build -p credence-server`.
+
+pub mod analytics;
+pub mod events;
+pub mod fixtures;
+mod node;
+pub mod wait;
+
+pub use node::{Node, NodeOptions, server_binary};

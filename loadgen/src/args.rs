@@ -1,0 +1,69 @@
+//! The command line.
+
+use std::time::Duration;
+
+use clap::Parser;
+
+/// Publishes synthetic events to a Credence node and reports throughput and latencies.
+#[derive(Clone, Debug, Parser)]
+#[command(name = "credence-loadgen", version, about)]
+pub struct Args {
+    /// gRPC endpoint of the node.
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    pub target: String,
+    /// Prometheus endpoint of the node; empty skips the server-side figures.
+    #[arg(long, default_value = "http://127.0.0.1:9464/metrics")]
+    pub metrics_url: String,
+    /// Number of distinct subjects the events are spread over.
+    #[arg(long, default_value_t = 100_000)]
+    pub subjects: u64,
+    /// Events per PublishEvents request.
+    #[arg(long, default_value_t = 1000)]
+    pub batch: usize,
+    /// HTTP/2 connections to open.
+    #[arg(long, default_value_t = 4)]
+    pub connections: usize,
+    /// Requests in flight per connection.
+    #[arg(long, default_value_t = 2)]
+    pub inflight: usize,
+    /// Length of the measured phase, e.g. "30s".
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// Length of the unmeasured phase before it.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub warmup: Duration,
+    /// Target events per second; 0 sends as fast as the server answers.
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    /// Seed of the synthetic data (templates and their order).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Tag inside every event id (8 hex digits); default: derived from the clock, so that
+    /// two runs against one server never share an id.
+    #[arg(long)]
+    pub run_id: Option<String>,
+    /// Longest wait, after sending, for the server to score everything it accepted.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub drain_timeout: Duration,
+    /// Print one JSON object instead of the text report.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl Args {
+    /// Checks the values clap cannot check alone.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.subjects > 0, "--subjects must be at least 1");
+        anyhow::ensure!(self.batch > 0, "--batch must be at least 1");
+        anyhow::ensure!(self.connections > 0, "--connections must be at least 1");
+        anyhow::ensure!(self.inflight > 0, "--inflight must be at least 1");
+        anyhow::ensure!(!self.duration.is_zero(), "--duration must be positive");
+        if let Some(run) = &self.run_id {
+            anyhow::ensure!(
+                run.len() == 8 && run.bytes().all(|b| b.is_ascii_hexdigit()),
+                "--run-id must be 8 hex digits, not {run:?}"
+            );
+        }
+        Ok(())
+    }
+}

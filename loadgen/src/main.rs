@@ -1,0 +1,223 @@
+//! `credence-loadgen`: see the crate README and `--help`.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use credence_loadgen::args::Args;
+use credence_loadgen::generate::{GenConfig, Generator, Rng};
+use credence_loadgen::metrics::{self, Metrics};
+use credence_loadgen::publish::{self, Batch, MEASURE, PublishConfig, STOPPED};
+use credence_loadgen::report::{Latency, Report, ServerFigures};
+use tokio::sync::mpsc;
+
+const SCORED: &str = "credence_events_scored_total";
+const RECEIVED: &str = "credence_events_received_total";
+const INGEST_TO_SNAPSHOT: &str = "credence_ingest_to_snapshot_seconds";
+/// Throughput assumed when spacing event times of an unpaced run.
+const ASSUMED_MAX_RATE: f64 = 400_000.0;
+/// Event times span this many days, ending one day before the start of the run.
+const SPAN_DAYS: i64 = 300;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    args.validate()?;
+    let report = run(&args).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.text());
+    }
+    Ok(())
+}
+
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+async fn run(args: &Args) -> anyhow::Result<Report> {
+    let run_id = args
+        .run_id
+        .clone()
+        .unwrap_or_else(|| format!("{:08x}", Rng::new(now_ns() as u64).next_u64() as u32));
+    let mut run_bytes = [0u8; 8];
+    run_bytes.copy_from_slice(run_id.as_bytes());
+
+    // Event times: increasing, spread over SPAN_DAYS, ending a day before now.
+    let total = (args.warmup + args.duration).as_secs_f64();
+    let expected_events = (if args.rate > 0 {
+        args.rate as f64
+    } else {
+        ASSUMED_MAX_RATE
+    } * total)
+        .max(1.0);
+    let span_ns = SPAN_DAYS * 86_400 * 1_000_000_000;
+    let start_ns = now_ns() - 86_400 * 1_000_000_000 - span_ns;
+    let step_ns = ((span_ns as f64 / expected_events) as i64).max(1_000);
+    let gen_config = GenConfig {
+        seed: args.seed,
+        subjects: args.subjects,
+        templates: (args.subjects as usize).clamp(10_000, 200_000),
+        run_id: run_bytes,
+        start_ns,
+        step_ns,
+    };
+
+    // The generator thread keeps up to `capacity` batches (about 256k events) made ahead.
+    let capacity = (256_000 / args.batch).clamp(16, 1024);
+    let (tx, rx) = mpsc::channel::<Batch>(capacity);
+    let batch = args.batch;
+    let generator = std::thread::spawn(move || {
+        let mut g = Generator::new(&gen_config);
+        while tx
+            .blocking_send(Batch {
+                bytes: g.next_batch(batch),
+                events: batch as u32,
+            })
+            .is_ok()
+        {}
+    });
+    let prefill = Instant::now();
+    while rx.len() < capacity && prefill.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let config = PublishConfig {
+        target: args.target.clone(),
+        connections: args.connections,
+        inflight: args.inflight,
+        rate: args.rate,
+        batch: args.batch,
+    };
+    let channels = publish::connect(&config).await?;
+    let mut warnings = Vec::new();
+    let read_metrics = !args.metrics_url.is_empty();
+    if read_metrics {
+        // fail early on a wrong URL
+        metrics::fetch(&args.metrics_url)
+            .await
+            .with_context(|| format!("reading --metrics-url {}", args.metrics_url))?;
+    }
+
+    let (control, senders) = publish::start(&config, channels, rx);
+    if !args.warmup.is_zero() {
+        tokio::time::sleep(args.warmup).await;
+    }
+    let before = if read_metrics {
+        fetch_or_warn(&args.metrics_url, &mut warnings).await
+    } else {
+        None
+    };
+    control.set_phase(MEASURE);
+    let t_start = Instant::now();
+    tokio::time::sleep(args.duration).await;
+    control.set_phase(STOPPED);
+    let tallies = senders.await.context("the senders failed")?;
+    let measured = t_start.elapsed();
+    if generator.join().is_err() {
+        warnings.push("the generator thread panicked".into());
+    }
+
+    let mut t = tallies.measure;
+    let server = match (read_metrics, before) {
+        (true, Some(before)) => Some(server_figures(args, &before, t_start, &mut warnings).await),
+        _ => None,
+    };
+    let requests = t.latencies_us.len() as u64;
+    let publish_latency = Latency {
+        p50_ms: publish::latency_ms(&mut t.latencies_us, 0.50),
+        p99_ms: publish::latency_ms(&mut t.latencies_us, 0.99),
+        max_ms: publish::latency_ms(&mut t.latencies_us, 1.0),
+    };
+    Ok(Report {
+        target: args.target.clone(),
+        run_id,
+        batch: args.batch,
+        connections: args.connections,
+        inflight: args.inflight,
+        subjects: args.subjects,
+        target_rate: args.rate,
+        measured_s: measured.as_secs_f64(),
+        sent: t.sent,
+        accepted: t.accepted,
+        duplicates: t.duplicates,
+        rejected: t.rejected,
+        failed: t.failed,
+        failure_messages: t.failure_messages,
+        rejection_samples: t.rejection_samples,
+        events_per_s: t.accepted as f64 / measured.as_secs_f64(),
+        publish_latency,
+        requests,
+        server,
+        warnings,
+    })
+}
+
+async fn fetch_or_warn(url: &str, warnings: &mut Vec<String>) -> Option<Metrics> {
+    match metrics::fetch(url).await {
+        Ok(m) => Some(m),
+        Err(e) => {
+            warnings.push(format!("metrics: {e:#}"));
+            None
+        }
+    }
+}
+
+/// Waits (bounded) until the server scored everything it accepted, then compares the
+/// metrics with those read at the start of the measured phase.
+async fn server_figures(
+    args: &Args,
+    before: &Metrics,
+    t_start: Instant,
+    warnings: &mut Vec<String>,
+) -> ServerFigures {
+    let drain_start = Instant::now();
+    let mut drained = false;
+    let mut last = None;
+    loop {
+        if let Some(m) = fetch_or_warn(&args.metrics_url, warnings).await {
+            let accepted = m.sum(RECEIVED, &[("outcome", "accepted")]);
+            drained = m.sum(SCORED, &[]) >= accepted;
+            if !m.has(SCORED) || !m.has(RECEIVED) {
+                warnings.push(format!("the server exports no {SCORED} or no {RECEIVED}"));
+                drained = false;
+                last = Some(m);
+                break;
+            }
+            last = Some(m);
+        }
+        if drained || drain_start.elapsed() >= args.drain_timeout {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let drain_wait = drain_start.elapsed();
+    let end = t_start.elapsed();
+    let Some(after) = last else {
+        return ServerFigures::default();
+    };
+    if !after.has(&format!("{INGEST_TO_SNAPSHOT}_bucket")) {
+        warnings.push(format!(
+            "the server exports no {INGEST_TO_SNAPSHOT} histogram"
+        ));
+    }
+    let diff = after
+        .histogram(INGEST_TO_SNAPSHOT)
+        .since(&before.histogram(INGEST_TO_SNAPSHOT));
+    let scored = after.sum(SCORED, &[]) - before.sum(SCORED, &[]);
+    ServerFigures {
+        ingest_to_snapshot: Latency {
+            p50_ms: diff.quantile(0.50).map(|s| s * 1000.0),
+            p99_ms: diff.quantile(0.99).map(|s| s * 1000.0),
+            max_ms: None,
+        },
+        ingest_to_snapshot_observations: diff.count(),
+        events_scored: scored,
+        scored_per_s: scored / end.as_secs_f64(),
+        drained,
+        drain_wait_s: drain_wait.as_secs_f64(),
+    }
+}

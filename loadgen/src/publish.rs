@@ -1,0 +1,316 @@
+//! Sending encoded batches with `PublishEvents` over several HTTP/2 connections, paced or
+//! as fast as the server answers, and what came back.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use bytes::{BufMut as _, Bytes};
+use credence_proto::v1 as pb;
+use tokio::sync::{Mutex, mpsc};
+use tonic::Status;
+use tonic::codec::{Codec, EncodeBuf, Encoder};
+use tonic::codegen::http::uri::PathAndQuery;
+use tonic::transport::{Channel, Endpoint};
+
+/// One encoded `PublishEventsRequest` and the number of events in it.
+#[derive(Clone, Debug)]
+pub struct Batch {
+    /// The request, encoded.
+    pub bytes: Bytes,
+    /// Events in it.
+    pub events: u32,
+}
+
+/// Phases of a run; a result counts for the phase its call started in.
+pub const WARMUP: u8 = 0;
+/// The measured phase.
+pub const MEASURE: u8 = 1;
+/// Sending has stopped.
+pub const STOPPED: u8 = 2;
+
+/// What the senders saw in one phase.
+#[derive(Clone, Debug, Default)]
+pub struct Tally {
+    /// Events in the requests sent.
+    pub sent: u64,
+    /// Events the server accepted.
+    pub accepted: u64,
+    /// Events reported as duplicates.
+    pub duplicates: u64,
+    /// Events rejected one by one.
+    pub rejected: u64,
+    /// Events of requests that failed as a whole, by gRPC status code.
+    pub failed: BTreeMap<String, u64>,
+    /// The first message of each failing status code.
+    pub failure_messages: BTreeMap<String, String>,
+    /// The first few per-event rejection reasons.
+    pub rejection_samples: Vec<String>,
+    /// `PublishEvents` latencies in microseconds, one per request that got an answer.
+    pub latencies_us: Vec<u64>,
+}
+
+impl Tally {
+    fn merge(&mut self, other: Tally) {
+        self.sent += other.sent;
+        self.accepted += other.accepted;
+        self.duplicates += other.duplicates;
+        self.rejected += other.rejected;
+        for (code, n) in other.failed {
+            *self.failed.entry(code).or_default() += n;
+        }
+        for (code, msg) in other.failure_messages {
+            self.failure_messages.entry(code).or_insert(msg);
+        }
+        for r in other.rejection_samples {
+            if self.rejection_samples.len() < 5 {
+                self.rejection_samples.push(r);
+            }
+        }
+        self.latencies_us.extend(other.latencies_us);
+    }
+
+    fn record(
+        &mut self,
+        events: u32,
+        started: Instant,
+        result: Result<pb::PublishEventsResponse, Status>,
+    ) {
+        self.sent += u64::from(events);
+        match result {
+            Ok(response) => {
+                self.latencies_us.push(started.elapsed().as_micros() as u64);
+                self.accepted += u64::from(response.accepted);
+                self.duplicates += u64::from(response.duplicates);
+                self.rejected += u64::from(response.rejected);
+                if response.rejected > 0 && self.rejection_samples.len() < 5 {
+                    let rejected = pb::EventOutcome::Rejected as i32;
+                    if let Some(r) = response.results.iter().find(|r| r.outcome == rejected) {
+                        self.rejection_samples
+                            .push(format!("#{} {}: {}", r.index, r.event_id, r.reason));
+                    }
+                }
+            }
+            Err(status) => {
+                let code = format!("{:?}", status.code());
+                *self.failed.entry(code.clone()).or_default() += u64::from(events);
+                self.failure_messages
+                    .entry(code)
+                    .or_insert_with(|| status.message().to_owned());
+            }
+        }
+    }
+}
+
+/// The tallies of the warm-up and the measured phase.
+#[derive(Clone, Debug, Default)]
+pub struct Tallies {
+    /// Warm-up.
+    pub warmup: Tally,
+    /// Measured phase.
+    pub measure: Tally,
+}
+
+/// How the senders run.
+#[derive(Clone, Debug)]
+pub struct PublishConfig {
+    /// gRPC endpoint.
+    pub target: String,
+    /// Connections.
+    pub connections: usize,
+    /// Requests in flight per connection.
+    pub inflight: usize,
+    /// Events per second over all connections; 0: no pacing.
+    pub rate: u64,
+    /// Events per batch (for the pacer).
+    pub batch: usize,
+}
+
+/// Shared control of running senders.
+#[derive(Debug)]
+pub struct Control {
+    phase: AtomicU8,
+    stop: AtomicBool,
+    tickets: AtomicU64,
+}
+
+impl Control {
+    /// Moves every sender to `phase`; calls started from now on count for it.
+    pub fn set_phase(&self, phase: u8) {
+        self.phase.store(phase, Ordering::SeqCst);
+        if phase == STOPPED {
+            self.stop.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Opens the connections (each `Endpoint::connect` is its own HTTP/2 connection).
+pub async fn connect(config: &PublishConfig) -> anyhow::Result<Vec<Channel>> {
+    let endpoint = Endpoint::from_shared(config.target.clone())
+        .with_context(|| format!("bad --target {:?}", config.target))?
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true)
+        .initial_stream_window_size(4 << 20)
+        .initial_connection_window_size(16 << 20);
+    let mut channels = Vec::with_capacity(config.connections);
+    for _ in 0..config.connections {
+        channels.push(
+            endpoint
+                .connect()
+                .await
+                .with_context(|| format!("connecting to {}", config.target))?,
+        );
+    }
+    Ok(channels)
+}
+
+/// Starts the senders; they take batches from `batches` until told to stop or the channel
+/// ends. Join the returned handle for the tallies.
+pub fn start(
+    config: &PublishConfig,
+    channels: Vec<Channel>,
+    batches: mpsc::Receiver<Batch>,
+) -> (Arc<Control>, tokio::task::JoinHandle<Tallies>) {
+    let control = Arc::new(Control {
+        phase: AtomicU8::new(WARMUP),
+        stop: AtomicBool::new(false),
+        tickets: AtomicU64::new(0),
+    });
+    let batches = Arc::new(Mutex::new(batches));
+    let interval = (config.rate > 0)
+        .then(|| Duration::from_secs_f64(config.batch as f64 / config.rate as f64));
+    let t0 = tokio::time::Instant::now();
+    let mut workers = Vec::new();
+    for channel in channels {
+        for _ in 0..config.inflight {
+            let worker = Worker {
+                client: tonic::client::Grpc::new(channel.clone())
+                    .max_decoding_message_size(64 << 20)
+                    .max_encoding_message_size(usize::MAX),
+                control: Arc::clone(&control),
+                batches: Arc::clone(&batches),
+                interval,
+                t0,
+            };
+            workers.push(tokio::spawn(worker.run()));
+        }
+    }
+    let handle = tokio::spawn(async move {
+        let mut all = Tallies::default();
+        for w in workers {
+            if let Ok(t) = w.await {
+                all.warmup.merge(t.warmup);
+                all.measure.merge(t.measure);
+            }
+        }
+        all
+    });
+    (control, handle)
+}
+
+struct Worker {
+    client: tonic::client::Grpc<Channel>,
+    control: Arc<Control>,
+    batches: Arc<Mutex<mpsc::Receiver<Batch>>>,
+    interval: Option<Duration>,
+    t0: tokio::time::Instant,
+}
+
+impl Worker {
+    async fn run(mut self) -> Tallies {
+        let mut tallies = Tallies::default();
+        let path = PathAndQuery::from_static("/credence.v1.IngestionService/PublishEvents");
+        while !self.control.stop.load(Ordering::SeqCst) {
+            if let Some(interval) = self.interval {
+                let ticket = self.control.tickets.fetch_add(1, Ordering::SeqCst);
+                let due = self.t0 + interval.mul_f64(ticket as f64);
+                tokio::time::sleep_until(due).await;
+                if self.control.stop.load(Ordering::SeqCst) {
+                    break;
+                }
+            }
+            let Some(batch) = self.batches.lock().await.recv().await else {
+                break;
+            };
+            let phase = self.control.phase.load(Ordering::SeqCst);
+            if phase == STOPPED {
+                break;
+            }
+            let started = Instant::now();
+            let result = match self.client.ready().await {
+                Ok(()) => self
+                    .client
+                    .unary(tonic::Request::new(batch.bytes), path.clone(), RawCodec)
+                    .await
+                    .map(tonic::Response::into_inner),
+                Err(e) => Err(Status::unavailable(format!("connection not ready: {e}"))),
+            };
+            let tally = if phase == WARMUP {
+                &mut tallies.warmup
+            } else {
+                &mut tallies.measure
+            };
+            tally.record(batch.events, started, result);
+        }
+        tallies
+    }
+}
+
+/// Sends pre-encoded request bytes as they are; decodes the response with prost.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RawCodec;
+
+impl Codec for RawCodec {
+    type Encode = Bytes;
+    type Decode = pb::PublishEventsResponse;
+    type Encoder = RawEncoder;
+    type Decoder = tonic_prost::ProstDecoder<pb::PublishEventsResponse>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        RawEncoder
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        tonic_prost::ProstDecoder::new(tonic::codec::BufferSettings::default())
+    }
+}
+
+/// The encoder of [`RawCodec`]: copies the bytes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RawEncoder;
+
+impl Encoder for RawEncoder {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.put(item);
+        Ok(())
+    }
+}
+
+/// Latency percentiles in milliseconds (nearest rank) of microsecond samples.
+pub fn latency_ms(samples: &mut [u64], q: f64) -> Option<f64> {
+    if samples.is_empty() {
+        return None;
+    }
+    samples.sort_unstable();
+    let rank = ((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len());
+    Some(samples[rank - 1] as f64 / 1000.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_latencies() {
+        let mut s: Vec<u64> = (1..=100).map(|i| i * 1000).collect();
+        assert_eq!(latency_ms(&mut s, 0.5), Some(50.0));
+        assert_eq!(latency_ms(&mut s, 0.99), Some(99.0));
+        assert_eq!(latency_ms(&mut s, 1.0), Some(100.0));
+        assert_eq!(latency_ms(&mut [], 0.5), None);
+    }
+}

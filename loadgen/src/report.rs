@@ -1,0 +1,155 @@
+//! The result of a run, as text for people or as one JSON object.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+/// Three latency figures, in milliseconds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Latency {
+    /// Median.
+    pub p50_ms: Option<f64>,
+    /// 99th percentile.
+    pub p99_ms: Option<f64>,
+    /// Largest (only known on the client side).
+    pub max_ms: Option<f64>,
+}
+
+/// What the server's metrics said about the measured phase.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ServerFigures {
+    /// `credence_ingest_to_snapshot_seconds` over the measured phase and the drain.
+    pub ingest_to_snapshot: Latency,
+    /// Observations in that histogram difference.
+    pub ingest_to_snapshot_observations: f64,
+    /// Increase of `credence_events_scored_total`.
+    pub events_scored: f64,
+    /// That increase per second, from the start of the measured phase to the end of the drain.
+    pub scored_per_s: f64,
+    /// Whether scoring caught up with every accepted event before the drain timeout.
+    pub drained: bool,
+    /// Seconds waited after sending for scoring to catch up.
+    pub drain_wait_s: f64,
+}
+
+/// The whole report.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Report {
+    /// gRPC endpoint.
+    pub target: String,
+    /// Tag inside the event ids of this run.
+    pub run_id: String,
+    /// Events per request.
+    pub batch: usize,
+    /// Connections.
+    pub connections: usize,
+    /// Requests in flight per connection.
+    pub inflight: usize,
+    /// Subjects.
+    pub subjects: u64,
+    /// Target rate (0: as fast as possible).
+    pub target_rate: u64,
+    /// Wall time of the measured phase, in seconds (until the last answer came back).
+    pub measured_s: f64,
+    /// Events sent in the measured phase.
+    pub sent: u64,
+    /// Events accepted.
+    pub accepted: u64,
+    /// Events reported as duplicates.
+    pub duplicates: u64,
+    /// Events rejected one by one.
+    pub rejected: u64,
+    /// Events of requests that failed as a whole, by status code.
+    pub failed: BTreeMap<String, u64>,
+    /// The first message per failing status code.
+    pub failure_messages: BTreeMap<String, String>,
+    /// A few rejection reasons.
+    pub rejection_samples: Vec<String>,
+    /// Accepted events per second of measured wall time.
+    pub events_per_s: f64,
+    /// `PublishEvents` round trips.
+    pub publish_latency: Latency,
+    /// Requests answered.
+    pub requests: u64,
+    /// Server-side figures; absent when the metrics endpoint was not read.
+    pub server: Option<ServerFigures>,
+    /// Problems met while reading the metrics.
+    pub warnings: Vec<String>,
+}
+
+fn ms(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_owned(), |v| format!("{v:.2} ms"))
+}
+
+impl Report {
+    /// The text report.
+    pub fn text(&self) -> String {
+        let mut s = String::new();
+        let rate = if self.target_rate == 0 {
+            "as fast as possible".to_owned()
+        } else {
+            format!("{} events/s target", self.target_rate)
+        };
+        let _ = writeln!(
+            s,
+            "credence-loadgen → {} (run {}): batch {}, {} connections × {} in flight, {} subjects, {rate}",
+            self.target, self.run_id, self.batch, self.connections, self.inflight, self.subjects
+        );
+        let _ = writeln!(
+            s,
+            "  events   sent {}  accepted {}  duplicates {}  rejected {}  failed {}",
+            self.sent,
+            self.accepted,
+            self.duplicates,
+            self.rejected,
+            self.failed.values().sum::<u64>()
+        );
+        for (code, n) in &self.failed {
+            let msg = self.failure_messages.get(code).map_or("", String::as_str);
+            let _ = writeln!(s, "           {n} events in failed requests: {code}: {msg}");
+        }
+        for r in &self.rejection_samples {
+            let _ = writeln!(s, "           rejected {r}");
+        }
+        let _ = writeln!(
+            s,
+            "  achieved {:.0} events/s accepted over {:.1} s ({} requests)",
+            self.events_per_s, self.measured_s, self.requests
+        );
+        let l = &self.publish_latency;
+        let _ = writeln!(
+            s,
+            "  PublishEvents latency  p50 {}  p99 {}  max {}",
+            ms(l.p50_ms),
+            ms(l.p99_ms),
+            ms(l.max_ms)
+        );
+        if let Some(server) = &self.server {
+            let i = &server.ingest_to_snapshot;
+            let _ = writeln!(
+                s,
+                "  server ingest-to-snapshot  p50 {}  p99 {}  ({:.0} observations)",
+                ms(i.p50_ms),
+                ms(i.p99_ms),
+                server.ingest_to_snapshot_observations
+            );
+            let _ = writeln!(
+                s,
+                "  server scored {:.0} events, {:.0} events/s; {} after {:.1} s of drain",
+                server.events_scored,
+                server.scored_per_s,
+                if server.drained {
+                    "drained"
+                } else {
+                    "NOT drained"
+                },
+                server.drain_wait_s
+            );
+        }
+        for w in &self.warnings {
+            let _ = writeln!(s, "  warning: {w}");
+        }
+        s
+    }
+}

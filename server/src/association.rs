@@ -1,0 +1,71 @@
+//! Association: how a subject's neighbourhood scores, as the weighted mean of neighbours'
+//! deviations from the baseline. A neighbour's weight is the product of the relation
+//! weights along its path, times `attenuation` for every hop beyond the first. Neighbours
+//! that have never been scored do not count (they have no score to deviate).
+
+use credence_proto::v1 as pb;
+use credence_storage::{Result, Stores};
+
+/// Most neighbours an association reads.
+const MAX_NEIGHBOURS: usize = 10_000;
+
+/// How far and how an association looks.
+#[derive(Clone, Copy, Debug)]
+pub struct Reach<'a> {
+    /// Hops, 1..=3.
+    pub depth: u32,
+    /// Relation kinds followed (empty: all).
+    pub kinds: &'a [i32],
+    /// Weight factor per hop beyond the first.
+    pub attenuation: f64,
+    /// The config's baseline score.
+    pub baseline: f64,
+}
+
+/// The association of one subject: `None` when no scored neighbour is within reach.
+pub async fn compute(
+    stores: &Stores,
+    subject_id: &str,
+    reach: Reach<'_>,
+) -> Result<(Option<f64>, Vec<pb::AssociationContributor>)> {
+    let (neighbours, _) = stores
+        .graph
+        .neighbors(subject_id, reach.depth, reach.kinds, MAX_NEIGHBOURS)
+        .await?;
+    if neighbours.is_empty() {
+        return Ok((None, Vec::new()));
+    }
+    let ids: Vec<String> = neighbours.iter().map(|n| n.subject_id.clone()).collect();
+    let snapshots = stores.snapshots.get_snapshots(&ids).await?;
+    let mut contributors = Vec::new();
+    let (mut weighted, mut total) = (0.0, 0.0);
+    for (n, snapshot) in neighbours.iter().zip(snapshots) {
+        let Some(snapshot) = snapshot else { continue };
+        let hops_beyond_first = i32::try_from(n.depth.saturating_sub(1)).unwrap_or(0);
+        let weight = n.path_weight * reach.attenuation.powi(hops_beyond_first);
+        let deviation = snapshot.state.score - reach.baseline;
+        weighted += weight * deviation;
+        total += weight;
+        contributors.push(pb::AssociationContributor {
+            subject_id: n.subject_id.clone(),
+            depth: n.depth,
+            score: snapshot.state.score,
+            deviation,
+            weight,
+            contribution: 0.0,
+        });
+    }
+    if total <= 0.0 {
+        return Ok((None, contributors));
+    }
+    for c in &mut contributors {
+        c.contribution = c.weight * c.deviation / total;
+    }
+    contributors.sort_by(|a, b| {
+        b.contribution
+            .abs()
+            .total_cmp(&a.contribution.abs())
+            .then_with(|| a.subject_id.cmp(&b.subject_id))
+    });
+    Ok((Some(weighted / total), contributors))
+}

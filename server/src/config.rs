@@ -1,0 +1,364 @@
+//! Node configuration: defaults, then a TOML file, then `CREDENCE__SECTION__KEY` environment
+//! variables, then command-line flags. `config/example.toml` documents every key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use serde::{Deserialize, Serialize};
+
+/// Prefix of configuration environment variables; `__` separates section and key.
+pub const ENV_PREFIX: &str = "CREDENCE__";
+
+/// The whole node configuration.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the node listens and keeps its data.
+    pub node: NodeSection,
+    /// Limits on what clients may send.
+    pub ingest: IngestSection,
+    /// The scoring pipeline.
+    pub pipeline: PipelineSection,
+    /// `RunAnalytics` limits.
+    pub analytics: AnalyticsSection,
+    /// The social graph.
+    pub graph: GraphSection,
+    /// Logging.
+    pub log: LogSection,
+}
+
+/// `[node]`
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeSection {
+    /// gRPC address.
+    pub listen: SocketAddr,
+    /// Prometheus `/metrics` address; empty turns the endpoint off.
+    pub metrics_listen: String,
+    /// Data directory of the embedded backend.
+    pub data_dir: PathBuf,
+    /// Rule file loaded when the store has no rules yet; empty: the built-in example set.
+    pub rules_file: String,
+}
+
+impl Default for NodeSection {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            metrics_listen: "127.0.0.1:9464".into(),
+            data_dir: PathBuf::from("./.credence"),
+            rules_file: String::new(),
+        }
+    }
+}
+
+/// `[ingest]`
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestSection {
+    /// Largest gRPC message accepted, in bytes.
+    pub max_message_bytes: usize,
+    /// Most events in one `PublishEvents` request or one `StreamEvents` message.
+    pub max_batch_events: usize,
+    /// Largest event payload, in bytes of its protobuf encoding.
+    pub max_payload_bytes: usize,
+    /// Deepest nesting of payload values (a flat payload is depth 1).
+    pub max_payload_depth: usize,
+    /// How far in the future (by the server clock) an `occurred_at` may be.
+    #[serde(with = "duration_text")]
+    pub max_future: Duration,
+    /// Earliest `occurred_at` accepted, RFC 3339.
+    pub min_time: String,
+}
+
+impl Default for IngestSection {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 16 << 20,
+            max_batch_events: 10_000,
+            max_payload_bytes: 64 << 10,
+            max_payload_depth: 8,
+            max_future: Duration::from_secs(3600),
+            min_time: "1970-01-01T00:00:00Z".into(),
+        }
+    }
+}
+
+/// `[pipeline]`
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PipelineSection {
+    /// Bus partitions (fixed when a data directory is created).
+    pub partitions: u32,
+    /// Most events scored and committed together per partition.
+    pub micro_batch_events: usize,
+    /// Events accepted but not yet scored, past which ingestion waits.
+    pub max_lag_events: u64,
+    /// How long ingestion waits for the pipeline to catch up before RESOURCE_EXHAUSTED.
+    #[serde(with = "duration_text")]
+    pub backpressure_wait: Duration,
+    /// Sync the bus before acknowledging events (off only for throwaway data).
+    pub sync: bool,
+}
+
+impl Default for PipelineSection {
+    fn default() -> Self {
+        Self {
+            partitions: 4,
+            micro_batch_events: 8_192,
+            max_lag_events: 1_000_000,
+            backpressure_wait: Duration::from_secs(2),
+            sync: true,
+        }
+    }
+}
+
+/// `[analytics]`
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AnalyticsSection {
+    /// Time limit when the request sets none.
+    #[serde(with = "duration_text")]
+    pub default_timeout: Duration,
+    /// Largest time limit a request may ask for.
+    #[serde(with = "duration_text")]
+    pub max_timeout: Duration,
+    /// Row limit when the request sets none.
+    pub default_max_rows: u64,
+    /// DuckDB memory limit, e.g. "2GB".
+    pub memory_limit: String,
+}
+
+impl Default for AnalyticsSection {
+    fn default() -> Self {
+        Self {
+            default_timeout: Duration::from_secs(30),
+            max_timeout: Duration::from_secs(300),
+            default_max_rows: 100_000,
+            memory_limit: "2GB".into(),
+        }
+    }
+}
+
+/// `[graph]`
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GraphSection {
+    /// Hops the association looks out to (1..=3) when a request does not say.
+    pub association_depth: u32,
+    /// Factor applied per hop beyond the first (0..=1).
+    pub association_attenuation: f64,
+}
+
+impl Default for GraphSection {
+    fn default() -> Self {
+        Self {
+            association_depth: 2,
+            association_attenuation: 0.5,
+        }
+    }
+}
+
+/// `[log]`
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSection {
+    /// A `tracing` filter, e.g. "info" or "credence_server=debug,info"; `RUST_LOG` wins.
+    pub filter: String,
+    /// "text" or "json".
+    pub format: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        Self {
+            filter: "info".into(),
+            format: "text".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, then the file (when given), then the environment variables `vars`.
+    pub fn load(
+        file: Option<&Path>,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<Self> {
+        let mut value = toml::Value::try_from(Config::default()).context("default config")?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading config file {}", path.display()))?;
+            let table: toml::Table = toml::from_str(&text)
+                .with_context(|| format!("config file {} is not valid TOML", path.display()))?;
+            merge(&mut value, toml::Value::Table(table));
+        }
+        for (name, raw) in vars {
+            let Some(path) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let keys: Vec<String> = path.split("__").map(str::to_lowercase).collect();
+            if keys.len() != 2 || keys.iter().any(String::is_empty) {
+                bail!("{name}: expected {ENV_PREFIX}SECTION__KEY, e.g. CREDENCE__NODE__LISTEN");
+            }
+            let mut patch = toml::Table::new();
+            let mut section = toml::Table::new();
+            section.insert(keys[1].clone(), env_value(&raw));
+            patch.insert(keys[0].clone(), toml::Value::Table(section));
+            merge(&mut value, toml::Value::Table(patch));
+        }
+        let config: Config = value
+            .try_into()
+            .context("invalid configuration (from the config file or CREDENCE__ variables)")?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what types alone cannot.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let p = &self.pipeline;
+        if !(1..=256).contains(&p.partitions) {
+            bail!("pipeline.partitions must be 1..=256, not {}", p.partitions);
+        }
+        if p.micro_batch_events == 0 {
+            bail!("pipeline.micro_batch_events must be at least 1");
+        }
+        if self.ingest.max_batch_events == 0 || self.ingest.max_payload_depth == 0 {
+            bail!("ingest.max_batch_events and ingest.max_payload_depth must be at least 1");
+        }
+        if self.ingest.max_message_bytes < 1024 {
+            bail!("ingest.max_message_bytes must be at least 1024");
+        }
+        credence_scorer::Timestamp::parse_rfc3339(&self.ingest.min_time)
+            .map_err(|e| anyhow::anyhow!("ingest.min_time: {e}"))?;
+        let g = &self.graph;
+        if !(1..=3).contains(&g.association_depth) {
+            bail!("graph.association_depth must be 1..=3, not {}", g.association_depth);
+        }
+        if !(0.0..=1.0).contains(&g.association_attenuation) {
+            bail!(
+                "graph.association_attenuation must be in 0..=1, not {}",
+                g.association_attenuation
+            );
+        }
+        if !self.node.metrics_listen.is_empty() {
+            self.metrics_addr()?;
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            bail!("log.format must be \"text\" or \"json\", not {:?}", self.log.format);
+        }
+        Ok(())
+    }
+
+    /// The metrics address, when the endpoint is on.
+    pub fn metrics_addr(&self) -> anyhow::Result<Option<SocketAddr>> {
+        if self.node.metrics_listen.is_empty() {
+            return Ok(None);
+        }
+        self.node
+            .metrics_listen
+            .parse()
+            .map(Some)
+            .with_context(|| format!("node.metrics_listen {:?}", self.node.metrics_listen))
+    }
+}
+
+/// An environment value as TOML when it reads as a TOML value, else as a string.
+fn env_value(raw: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_owned()))
+}
+
+/// Deep merge of tables; anything else in `patch` replaces.
+fn merge(base: &mut toml::Value, patch: toml::Value) {
+    match (base, patch) {
+        (toml::Value::Table(base), toml::Value::Table(patch)) => {
+            for (key, value) in patch {
+                match base.get_mut(&key) {
+                    Some(existing) => merge(existing, value),
+                    None => {
+                        base.insert(key, value);
+                    }
+                }
+            }
+        }
+        (base, patch) => *base = patch,
+    }
+}
+
+/// Durations as text: "30s", "5m", "1h 30m".
+mod duration_text {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text)
+            .map_err(|e| serde::de::Error::custom(format!("{text:?} is not a duration ({e})")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn the_example_file_parses_and_states_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/example.toml");
+        let config = Config::load(Some(&path), Vec::new()).unwrap();
+        assert_eq!(config, Config::default());
+    }
+
+    #[test]
+    fn layers_apply_in_order_file_then_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[pipeline]\npartitions = 8\nbackpressure_wait = \"5s\"\n[node]\nlisten = \"127.0.0.1:7000\"\n",
+        )
+        .unwrap();
+        let config = Config::load(
+            Some(&path),
+            vars(&[
+                ("CREDENCE__PIPELINE__PARTITIONS", "2"),
+                ("CREDENCE__NODE__DATA_DIR", "/tmp/x y"),
+                ("UNRELATED", "1"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.pipeline.partitions, 2);
+        assert_eq!(config.pipeline.backpressure_wait, Duration::from_secs(5));
+        assert_eq!(config.node.listen.port(), 7000);
+        assert_eq!(config.node.data_dir, PathBuf::from("/tmp/x y"));
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let err = Config::load(None, vars(&[("CREDENCE__PIPELINE__PARTITONS", "2")]))
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("partitons"), "{err:#}");
+        let err = Config::load(None, vars(&[("CREDENCE__PIPELINE", "2")])).unwrap_err();
+        assert!(format!("{err:#}").contains("SECTION__KEY"), "{err:#}");
+        let err = Config::load(None, vars(&[("CREDENCE__PIPELINE__PARTITIONS", "0")]))
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("pipeline.partitions"), "{err:#}");
+        let err = Config::load(None, vars(&[("CREDENCE__ANALYTICS__MAX_TIMEOUT", "soon")]))
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("not a duration"), "{err:#}");
+    }
+}

@@ -1,0 +1,380 @@
+//! Ingestion: validate each event, refuse duplicates, append the rest to the bus durably.
+//!
+//! Duplicates are refused here, on the full event id, against every event ever accepted
+//! (the set of id digests is rebuilt from the bus at start). The scoring pipeline therefore
+//! never sees an event twice, and the live engine state need not keep a digest per event.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use credence_proto::v1 as pb;
+use credence_scorer::{Timestamp, event_digest};
+use credence_storage::{BusRecord, Stores};
+use parking_lot::Mutex;
+use prost::Message as _;
+use rustc_hash::FxHashSet;
+use tokio::sync::watch;
+use tonic::Status;
+
+use crate::catalog::Catalog;
+use crate::config::{IngestSection, PipelineSection};
+use crate::convert;
+use crate::metrics::Metrics;
+use crate::status;
+
+/// Longest event id or subject id accepted, in bytes.
+const MAX_ID_BYTES: usize = 256;
+
+/// The partition of a subject: stable across restarts and versions.
+pub fn partition_of(subject_id: &str, partitions: u32) -> u32 {
+    let hash = xxhash_rust::xxh3::xxh3_64(subject_id.as_bytes());
+    #[allow(clippy::cast_possible_truncation, reason = "the remainder is below a u32")]
+    let p = (hash % u64::from(partitions)) as u32;
+    p
+}
+
+/// Per partition, the first bus offset the pipeline has not committed yet.
+pub struct Progress {
+    committed: Vec<AtomicU64>,
+}
+
+impl Progress {
+    /// Progress of `partitions` partitions, all at 0.
+    pub fn new(partitions: u32) -> Self {
+        Self {
+            committed: (0..partitions).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    /// Records that `partition` is committed up to `next_offset`.
+    pub fn set(&self, partition: u32, next_offset: u64) {
+        if let Some(c) = self.committed.get(partition as usize) {
+            c.store(next_offset, Ordering::Release);
+        }
+    }
+
+    /// The committed offset of `partition`.
+    pub fn get(&self, partition: u32) -> u64 {
+        self.committed
+            .get(partition as usize)
+            .map_or(0, |c| c.load(Ordering::Acquire))
+    }
+}
+
+/// What became of one batch.
+#[derive(Debug, Default)]
+pub struct BatchOutcome {
+    /// Accepted (durable) events.
+    pub accepted: u32,
+    /// Events whose id was accepted before.
+    pub duplicates: u32,
+    /// Invalid events.
+    pub rejected: u32,
+    /// One per event, in request order.
+    pub results: Vec<pb::EventResult>,
+}
+
+/// The ingestion side of a node.
+pub struct Ingest {
+    stores: Stores,
+    catalog: Arc<Catalog>,
+    limits: IngestSection,
+    pipeline: PipelineSection,
+    min_time: Timestamp,
+    seen: Mutex<FxHashSet<u128>>,
+    progress: Arc<Progress>,
+    ends: Vec<watch::Receiver<u64>>,
+}
+
+impl Ingest {
+    /// Ingestion over `stores`; reads the bus once to learn every event id accepted so far.
+    pub async fn open(
+        stores: Stores,
+        catalog: Arc<Catalog>,
+        limits: IngestSection,
+        pipeline: PipelineSection,
+        progress: Arc<Progress>,
+    ) -> anyhow::Result<Self> {
+        let min_time = Timestamp::parse_rfc3339(&limits.min_time)
+            .map_err(|e| anyhow::anyhow!("ingest.min_time: {e}"))?;
+        let mut seen = FxHashSet::default();
+        let partitions = stores.bus.partitions();
+        for p in 0..partitions {
+            let mut from = 0;
+            loop {
+                let records = stores.bus.read(p, from, 65_536).await?;
+                let Some(&(last, _)) = records.last() else {
+                    break;
+                };
+                for (_, bytes) in &records {
+                    let event = pb::Event::decode(bytes.as_slice())?;
+                    seen.insert(event_digest(&event.event_id));
+                }
+                from = last + 1;
+            }
+        }
+        tracing::info!(events = seen.len(), "event ids of the bus indexed for duplicate checks");
+        let ends = (0..partitions).map(|p| stores.bus.end(p)).collect();
+        Ok(Self {
+            stores,
+            catalog,
+            limits,
+            pipeline,
+            min_time,
+            seen: Mutex::new(seen),
+            progress,
+            ends,
+        })
+    }
+
+    /// Events accepted but not yet committed by the pipeline.
+    pub fn lag(&self) -> u64 {
+        self.ends
+            .iter()
+            .enumerate()
+            .map(|(p, end)| {
+                #[allow(clippy::cast_possible_truncation, reason = "partition counts fit u32")]
+                let p = p as u32;
+                end.borrow().saturating_sub(self.progress.get(p))
+            })
+            .sum()
+    }
+
+    /// Validates, deduplicates and appends a batch. `first_index` numbers the events (a
+    /// stream counts over all its batches).
+    pub async fn publish(
+        &self,
+        mut events: Vec<pb::Event>,
+        first_index: u32,
+    ) -> Result<BatchOutcome, Status> {
+        if events.len() > self.limits.max_batch_events {
+            return Err(Status::invalid_argument(format!(
+                "a batch holds at most {} events (ingest.max_batch_events); this one has {}: \
+                 split it",
+                self.limits.max_batch_events,
+                events.len()
+            )));
+        }
+        self.wait_for_pipeline().await?;
+        let mut verdicts: Vec<Result<(), String>> =
+            events.iter().map(|e| self.check(e)).collect();
+        self.check_subjects_exist(&events, &mut verdicts).await?;
+
+        let now = Timestamp::now();
+        let received_at = convert::timestamp_to_pb(now);
+        let partitions = self.stores.bus.partitions();
+        let mut outcome = BatchOutcome {
+            results: Vec::with_capacity(events.len()),
+            ..BatchOutcome::default()
+        };
+        let mut records = Vec::with_capacity(events.len());
+        let mut digests = Vec::with_capacity(events.len());
+        {
+            let mut seen = self.seen.lock();
+            for (i, (event, verdict)) in events.iter_mut().zip(verdicts).enumerate() {
+                #[allow(clippy::cast_possible_truncation, reason = "batches are far below u32")]
+                let index = first_index + i as u32;
+                let (outcome_kind, reason) = if let Err(reason) = verdict {
+                    (pb::EventOutcome::Rejected, reason)
+                } else {
+                    let digest = event_digest(&event.event_id);
+                    if seen.insert(digest) {
+                        digests.push(digest);
+                        event.received_at = Some(received_at);
+                        records.push(BusRecord {
+                            partition: partition_of(&event.subject_id, partitions),
+                            payload: event.encode_to_vec(),
+                        });
+                        (pb::EventOutcome::Accepted, String::new())
+                    } else {
+                        (
+                            pb::EventOutcome::Duplicate,
+                            format!("event_id {:?} was accepted before", event.event_id),
+                        )
+                    }
+                };
+                match outcome_kind {
+                    pb::EventOutcome::Accepted => outcome.accepted += 1,
+                    pb::EventOutcome::Duplicate => outcome.duplicates += 1,
+                    _ => outcome.rejected += 1,
+                }
+                outcome.results.push(pb::EventResult {
+                    index,
+                    event_id: std::mem::take(&mut event.event_id),
+                    outcome: outcome_kind.into(),
+                    reason,
+                });
+            }
+        }
+        if let Err(e) = self.stores.bus.append(records).await {
+            // Nothing of this batch was acknowledged: forget its ids so a retry is accepted.
+            let mut seen = self.seen.lock();
+            for d in &digests {
+                seen.remove(d);
+            }
+            return Err(status::storage(e));
+        }
+        let m = &Metrics::global().events_received;
+        m.with_label_values(&["accepted"])
+            .inc_by(u64::from(outcome.accepted));
+        m.with_label_values(&["duplicate"])
+            .inc_by(u64::from(outcome.duplicates));
+        m.with_label_values(&["rejected"])
+            .inc_by(u64::from(outcome.rejected));
+        Ok(outcome)
+    }
+
+    /// Backpressure: waits while the pipeline is too far behind, then gives up.
+    async fn wait_for_pipeline(&self) -> Result<(), Status> {
+        let started = Instant::now();
+        loop {
+            let lag = self.lag();
+            if lag <= self.pipeline.max_lag_events {
+                return Ok(());
+            }
+            if started.elapsed() >= self.pipeline.backpressure_wait {
+                return Err(Status::resource_exhausted(format!(
+                    "the scoring pipeline is {lag} events behind (pipeline.max_lag_events is \
+                     {}); retry this batch after a short back-off",
+                    self.pipeline.max_lag_events
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// One event's problem, if any, as a reason naming the field.
+    fn check(&self, e: &pb::Event) -> Result<(), String> {
+        let event = convert::event(e).map_err(|err| err.to_string())?;
+        for (field, text) in [("event_id", &e.event_id), ("subject_id", &e.subject_id)] {
+            if text.len() > MAX_ID_BYTES {
+                return Err(format!("{field}: longer than {MAX_ID_BYTES} bytes"));
+            }
+        }
+        let latest = Timestamp::now().saturating_add(credence_scorer::Duration::from_nanos(
+            i64::try_from(self.limits.max_future.as_nanos()).unwrap_or(i64::MAX),
+        ));
+        if event.occurred_at < self.min_time {
+            return Err(format!(
+                "occurred_at: {} is before the earliest time accepted ({}, ingest.min_time)",
+                event.occurred_at, self.min_time
+            ));
+        }
+        if event.occurred_at > latest {
+            return Err(format!(
+                "occurred_at: {} is more than {} ahead of the server clock (ingest.max_future)",
+                event.occurred_at,
+                humantime::format_duration(self.limits.max_future)
+            ));
+        }
+        if let Some(payload) = &e.payload {
+            let size = payload.encoded_len();
+            if size > self.limits.max_payload_bytes {
+                return Err(format!(
+                    "payload: {size} bytes is over the {}-byte limit (ingest.max_payload_bytes)",
+                    self.limits.max_payload_bytes
+                ));
+            }
+            let depth = struct_depth(payload);
+            if depth > self.limits.max_payload_depth {
+                return Err(format!(
+                    "payload: nested {depth} levels deep, over the limit of {} \
+                     (ingest.max_payload_depth)",
+                    self.limits.max_payload_depth
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// With auto-create off, an event for a subject with neither profile nor score is
+    /// rejected.
+    async fn check_subjects_exist(
+        &self,
+        events: &[pb::Event],
+        verdicts: &mut [Result<(), String>],
+    ) -> Result<(), Status> {
+        if self.catalog.live().engine.config().auto_create_subjects {
+            return Ok(());
+        }
+        let ids: Vec<String> = events.iter().map(|e| e.subject_id.clone()).collect();
+        let profiles = self
+            .stores
+            .profiles
+            .get_profiles(&ids)
+            .await
+            .map_err(status::storage)?;
+        let snapshots = self
+            .stores
+            .snapshots
+            .get_snapshots(&ids)
+            .await
+            .map_err(status::storage)?;
+        for (i, verdict) in verdicts.iter_mut().enumerate() {
+            if verdict.is_ok() && profiles[i].is_none() && snapshots[i].is_none() {
+                *verdict = Err(format!(
+                    "subject_id: {:?} is not a known subject and auto_create_subjects is off \
+                     in the scoring config; upsert its profile first",
+                    ids[i]
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Nesting depth of a payload: a flat struct is 1.
+fn struct_depth(s: &prost_types::Struct) -> usize {
+    1 + s.fields.values().map(value_depth).max().unwrap_or(0)
+}
+
+fn value_depth(v: &prost_types::Value) -> usize {
+    use prost_types::value::Kind;
+    match &v.kind {
+        Some(Kind::StructValue(s)) => struct_depth(s),
+        Some(Kind::ListValue(l)) => 1 + l.values.iter().map(value_depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partitions_are_stable_and_spread() {
+        assert_eq!(partition_of("subject-1", 4), partition_of("subject-1", 4));
+        let mut counts = [0u32; 4];
+        for i in 0..4_000 {
+            counts[partition_of(&format!("s{i}"), 4) as usize] += 1;
+        }
+        assert!(counts.iter().all(|&c| c > 800), "{counts:?}");
+    }
+
+    #[test]
+    fn payload_depth_counts_structs_and_lists() {
+        use prost_types::value::Kind;
+        let leaf = prost_types::Value {
+            kind: Some(Kind::NumberValue(1.0)),
+        };
+        let flat = prost_types::Struct {
+            fields: [("a".to_owned(), leaf.clone())].into(),
+        };
+        assert_eq!(struct_depth(&flat), 1);
+        let nested = prost_types::Struct {
+            fields: [(
+                "b".to_owned(),
+                prost_types::Value {
+                    kind: Some(Kind::ListValue(prost_types::ListValue {
+                        values: vec![prost_types::Value {
+                            kind: Some(Kind::StructValue(flat)),
+                        }],
+                    })),
+                },
+            )]
+            .into(),
+        };
+        assert_eq!(struct_depth(&nested), 3);
+    }
+}

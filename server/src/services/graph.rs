@@ -1,0 +1,226 @@
+//! `GraphService`: relations, neighbours, paths, association.
+
+use std::sync::Arc;
+
+use credence_proto::v1 as pb;
+use credence_proto::v1::graph_service_server::GraphService;
+use credence_storage::RelationKey;
+use tonic::{Request, Response, Status};
+
+use super::{Node, required_id};
+use crate::association::{self, Reach};
+use crate::status;
+
+/// Most relations one request writes or removes.
+const MAX_RELATIONS: usize = 10_000;
+
+/// The graph handlers.
+pub struct GraphApi(pub Arc<Node>);
+
+/// A relation's problem, naming the field.
+fn relation_problem(r: &pb::Relation) -> Option<String> {
+    if r.subject_id.is_empty() {
+        return Some("subject_id: is required".into());
+    }
+    if r.other_subject_id.is_empty() {
+        return Some("other_subject_id: is required".into());
+    }
+    if r.subject_id == r.other_subject_id {
+        return Some(format!(
+            "other_subject_id: a subject cannot be related to itself ({:?})",
+            r.subject_id
+        ));
+    }
+    if let Some(problem) = kind_problem("kind", r.kind) {
+        return Some(problem);
+    }
+    if !(r.weight.is_finite() && (0.0..=1.0).contains(&r.weight)) {
+        return Some(format!("weight: {} is not in (0, 1] (0 means 1)", r.weight));
+    }
+    None
+}
+
+fn kind_problem(field: &str, kind: i32) -> Option<String> {
+    match pb::RelationKind::try_from(kind) {
+        Ok(pb::RelationKind::Unspecified) => Some(format!(
+            "{field}: is required (RELATION_KIND_FAMILY, _FRIEND, _COLLEAGUE, _NEIGHBOUR, \
+             _CLASSMATE or _BUSINESS_PARTNER)"
+        )),
+        Err(_) => Some(format!("{field}: {kind} is not a relation kind")),
+        Ok(_) => None,
+    }
+}
+
+/// Relation-kind filters: each must be a real kind.
+fn kinds(field: &str, kinds: &[i32]) -> Result<(), Status> {
+    for (i, &k) in kinds.iter().enumerate() {
+        if let Some(problem) = kind_problem(&format!("{field}[{i}]"), k) {
+            return Err(Status::invalid_argument(problem));
+        }
+    }
+    Ok(())
+}
+
+fn too_many(field: &str, n: usize) -> Result<(), Status> {
+    if n > MAX_RELATIONS {
+        return Err(Status::invalid_argument(format!(
+            "{field}: at most {MAX_RELATIONS} per call, not {n}"
+        )));
+    }
+    Ok(())
+}
+
+#[tonic::async_trait]
+impl GraphService for GraphApi {
+    async fn put_relations(
+        &self,
+        request: Request<pb::PutRelationsRequest>,
+    ) -> Result<Response<pb::PutRelationsResponse>, Status> {
+        let relations = request.into_inner().relations;
+        too_many("relations", relations.len())?;
+        let mut rejected = Vec::new();
+        let mut valid = Vec::with_capacity(relations.len());
+        for (i, mut r) in relations.into_iter().enumerate() {
+            if let Some(reason) = relation_problem(&r) {
+                rejected.push(pb::RelationError {
+                    #[allow(clippy::cast_possible_truncation, reason = "at most MAX_RELATIONS")]
+                    index: i as u32,
+                    reason,
+                });
+            } else {
+                if r.weight == 0.0 {
+                    r.weight = 1.0;
+                }
+                valid.push(r);
+            }
+        }
+        let upserted = self
+            .0
+            .stores
+            .graph
+            .put_relations(valid)
+            .await
+            .map_err(status::storage)?;
+        Ok(Response::new(pb::PutRelationsResponse { upserted, rejected }))
+    }
+
+    async fn remove_relations(
+        &self,
+        request: Request<pb::RemoveRelationsRequest>,
+    ) -> Result<Response<pb::RemoveRelationsResponse>, Status> {
+        let keys = request.into_inner().relations;
+        too_many("relations", keys.len())?;
+        let mut checked = Vec::with_capacity(keys.len());
+        for (i, k) in keys.into_iter().enumerate() {
+            if k.subject_id.is_empty() || k.other_subject_id.is_empty() {
+                return Err(Status::invalid_argument(format!(
+                    "relations[{i}]: subject_id and other_subject_id are required"
+                )));
+            }
+            if let Some(problem) = kind_problem(&format!("relations[{i}].kind"), k.kind) {
+                return Err(Status::invalid_argument(problem));
+            }
+            checked.push(RelationKey {
+                subject_id: k.subject_id,
+                other_subject_id: k.other_subject_id,
+                kind: k.kind,
+            });
+        }
+        let removed = self
+            .0
+            .stores
+            .graph
+            .remove_relations(checked)
+            .await
+            .map_err(status::storage)?;
+        Ok(Response::new(pb::RemoveRelationsResponse { removed }))
+    }
+
+    async fn get_neighbors(
+        &self,
+        request: Request<pb::GetNeighborsRequest>,
+    ) -> Result<Response<pb::GetNeighborsResponse>, Status> {
+        let r = request.into_inner();
+        let id = required_id("subject_id", &r.subject_id)?;
+        let depth = match r.depth {
+            0 => 1,
+            d @ 1..=3 => d,
+            d => return Err(Status::invalid_argument(format!("depth: {d} is not in 1..=3"))),
+        };
+        kinds("kinds", &r.kinds)?;
+        let limit = match r.limit {
+            0 => 1_000,
+            n => n.min(100_000) as usize,
+        };
+        let (neighbors, truncated) = self
+            .0
+            .stores
+            .graph
+            .neighbors(id, depth, &r.kinds, limit)
+            .await
+            .map_err(status::storage)?;
+        Ok(Response::new(pb::GetNeighborsResponse {
+            neighbors,
+            truncated,
+        }))
+    }
+
+    async fn find_path(
+        &self,
+        request: Request<pb::FindPathRequest>,
+    ) -> Result<Response<pb::FindPathResponse>, Status> {
+        let r = request.into_inner();
+        let from = required_id("from_subject_id", &r.from_subject_id)?;
+        let to = required_id("to_subject_id", &r.to_subject_id)?;
+        let max_depth = match r.max_depth {
+            0 => 6,
+            d @ 1..=6 => d,
+            d => {
+                return Err(Status::invalid_argument(format!(
+                    "max_depth: {d} is not in 1..=6"
+                )));
+            }
+        };
+        kinds("kinds", &r.kinds)?;
+        let path = self
+            .0
+            .stores
+            .graph
+            .find_path(from, to, max_depth, &r.kinds)
+            .await
+            .map_err(status::storage)?;
+        Ok(Response::new(pb::FindPathResponse {
+            found: path.is_some(),
+            steps: path.unwrap_or_default(),
+        }))
+    }
+
+    async fn get_association(
+        &self,
+        request: Request<pb::GetAssociationRequest>,
+    ) -> Result<Response<pb::GetAssociationResponse>, Status> {
+        let r = request.into_inner();
+        let id = required_id("subject_id", &r.subject_id)?;
+        let settings = &self.0.config.graph;
+        let depth = match r.depth {
+            0 => settings.association_depth,
+            d @ 1..=3 => d,
+            d => return Err(Status::invalid_argument(format!("depth: {d} is not in 1..=3"))),
+        };
+        kinds("kinds", &r.kinds)?;
+        let reach = Reach {
+            depth,
+            kinds: &r.kinds,
+            attenuation: settings.association_attenuation,
+            baseline: self.0.catalog.live().engine.config().baseline,
+        };
+        let (value, contributors) = association::compute(&self.0.stores, id, reach)
+            .await
+            .map_err(status::storage)?;
+        Ok(Response::new(pb::GetAssociationResponse {
+            association: value.unwrap_or(0.0),
+            contributors,
+            attenuation: settings.association_attenuation,
+        }))
+    }
+}

@@ -1,0 +1,65 @@
+//! The four gRPC services. Handlers convert at the edge (`crate::convert`), call the
+//! catalog, ingestion or stores, and map every error in one place (`crate::status`).
+
+mod graph;
+mod ingestion;
+mod query;
+mod scoring;
+
+use std::sync::Arc;
+
+use credence_proto::v1 as pb;
+use credence_storage::{Page, Stores};
+use tokio::sync::broadcast;
+use tonic::Status;
+
+pub use graph::GraphApi;
+pub use ingestion::IngestionApi;
+pub use query::QueryApi;
+pub use scoring::ScoringApi;
+
+use crate::catalog::Catalog;
+use crate::config::Config;
+use crate::convert;
+use crate::ingest::Ingest;
+
+/// What every handler reaches.
+pub struct Node {
+    /// The stores.
+    pub stores: Stores,
+    /// Live rules and config.
+    pub catalog: Arc<Catalog>,
+    /// Ingestion.
+    pub ingest: Ingest,
+    /// Alerts of committed batches.
+    pub alerts: broadcast::Sender<pb::Alert>,
+    /// The node configuration.
+    pub config: Config,
+}
+
+/// A page request from the contract's `page_size` and `page_token`.
+fn page(size: u32, token: &str) -> Page {
+    Page {
+        size,
+        token: token.to_owned(),
+    }
+}
+
+/// An optional timestamp field of a request.
+fn optional_time(
+    field: &str,
+    t: Option<&prost_types::Timestamp>,
+) -> Result<Option<credence_scorer::Timestamp>, Status> {
+    t.map(|t| convert::timestamp(field, t))
+        .transpose()
+        .map_err(|e| crate::status::convert(&e))
+}
+
+/// A required, non-empty id field.
+fn required_id<'a>(field: &str, id: &'a str) -> Result<&'a str, Status> {
+    if id.is_empty() {
+        Err(crate::status::required(field))
+    } else {
+        Ok(id)
+    }
+}

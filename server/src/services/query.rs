@@ -1,0 +1,317 @@
+//! `QueryService`: profiles, subjects, history, events, tiers, aggregates, analytics SQL.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use credence_proto::v1 as pb;
+use credence_proto::v1::query_service_server::QueryService;
+use credence_storage::{AggregateQuery, EventFilter, QueryLimits, SubjectFilter, TimeRange};
+use futures::Stream;
+use tonic::{Request, Response, Status};
+
+use super::{Node, optional_time, page, required_id};
+use crate::convert;
+use crate::status;
+
+/// Size of the parts a `RunAnalytics` result is cut into.
+const ANALYTICS_PART_BYTES: usize = 1 << 20;
+
+/// The query handlers.
+pub struct QueryApi(pub Arc<Node>);
+
+type AnalyticsStream =
+    Pin<Box<dyn Stream<Item = Result<pb::RunAnalyticsResponse, Status>> + Send>>;
+
+fn range(
+    from: Option<&prost_types::Timestamp>,
+    to: Option<&prost_types::Timestamp>,
+) -> Result<TimeRange, Status> {
+    Ok(TimeRange {
+        from: optional_time("from", from)?,
+        to: optional_time("to", to)?,
+    })
+}
+
+#[tonic::async_trait]
+impl QueryService for QueryApi {
+    async fn get_profile(
+        &self,
+        request: Request<pb::GetProfileRequest>,
+    ) -> Result<Response<pb::GetProfileResponse>, Status> {
+        let r = request.into_inner();
+        let id = required_id("subject_id", &r.subject_id)?.to_owned();
+        let ids = [id];
+        let stores = &self.0.stores;
+        let profile = stores
+            .profiles
+            .get_profiles(&ids)
+            .await
+            .map_err(status::storage)?
+            .pop()
+            .flatten();
+        let snapshot = stores
+            .snapshots
+            .get_snapshots(&ids)
+            .await
+            .map_err(status::storage)?
+            .pop()
+            .flatten()
+            .map(|s| convert::snapshot_to_pb(&s.state, s.updated_at));
+        if profile.is_none() && snapshot.is_none() {
+            return Err(status::not_found(format!(
+                "subject {:?} has neither a profile nor a score",
+                ids[0]
+            )));
+        }
+        Ok(Response::new(pb::GetProfileResponse { profile, snapshot }))
+    }
+
+    async fn list_subjects(
+        &self,
+        request: Request<pb::ListSubjectsRequest>,
+    ) -> Result<Response<pb::ListSubjectsResponse>, Status> {
+        let r = request.into_inner();
+        let filter = SubjectFilter {
+            region: r.region,
+            tier: r.tier,
+            min_score: r.min_score,
+            max_score: r.max_score,
+        };
+        let listed = self
+            .0
+            .stores
+            .snapshots
+            .list_subjects(&filter, &page(r.page_size, &r.page_token))
+            .await
+            .map_err(status::storage)?;
+        let subjects = listed
+            .items
+            .into_iter()
+            .map(|(snapshot, profile)| {
+                let profile = profile.unwrap_or_default();
+                pb::SubjectSummary {
+                    subject_id: snapshot.state.subject_id.clone(),
+                    display_name: profile.display_name,
+                    region: profile.region,
+                    score: snapshot.state.score,
+                    tier: snapshot.state.tier.to_string(),
+                    last_event_time: Some(convert::timestamp_to_pb(snapshot.state.last_time)),
+                }
+            })
+            .collect();
+        Ok(Response::new(pb::ListSubjectsResponse {
+            subjects,
+            next_page_token: listed.next_token,
+        }))
+    }
+
+    async fn get_score_history(
+        &self,
+        request: Request<pb::GetScoreHistoryRequest>,
+    ) -> Result<Response<pb::GetScoreHistoryResponse>, Status> {
+        let r = request.into_inner();
+        let id = required_id("subject_id", &r.subject_id)?;
+        let points = self
+            .0
+            .stores
+            .series
+            .score_history(
+                id,
+                range(r.from.as_ref(), r.to.as_ref())?,
+                &page(r.page_size, &r.page_token),
+            )
+            .await
+            .map_err(status::storage)?;
+        Ok(Response::new(pb::GetScoreHistoryResponse {
+            points: points
+                .items
+                .into_iter()
+                .map(|p| pb::ScorePoint {
+                    at: Some(convert::timestamp_to_pb(p.at)),
+                    event_id: p.event_id,
+                    score: p.score,
+                    tier: p.tier,
+                    delta: p.delta,
+                })
+                .collect(),
+            next_page_token: points.next_token,
+        }))
+    }
+
+    async fn list_events(
+        &self,
+        request: Request<pb::ListEventsRequest>,
+    ) -> Result<Response<pb::ListEventsResponse>, Status> {
+        let r = request.into_inner();
+        let range = range(r.from.as_ref(), r.to.as_ref())?;
+        let filter = EventFilter {
+            subject_id: r.subject_id,
+            event_type: r.event_type,
+            from: range.from,
+            to: range.to,
+        };
+        let events = self
+            .0
+            .stores
+            .archive
+            .list_events(&filter, &page(r.page_size, &r.page_token))
+            .await
+            .map_err(status::storage)?;
+        Ok(Response::new(pb::ListEventsResponse {
+            events: events.items.into_iter().map(|a| a.event).collect(),
+            next_page_token: events.next_token,
+        }))
+    }
+
+    async fn get_tier_distribution(
+        &self,
+        request: Request<pb::GetTierDistributionRequest>,
+    ) -> Result<Response<pb::GetTierDistributionResponse>, Status> {
+        let region = request.into_inner().region;
+        let counts = self
+            .0
+            .stores
+            .snapshots
+            .tier_counts(&region)
+            .await
+            .map_err(status::storage)?;
+        let live = self.0.catalog.live();
+        let mut tiers: Vec<pb::TierCount> = live
+            .engine
+            .config()
+            .tiers
+            .iter()
+            .map(|t| pb::TierCount {
+                tier: t.name.to_string(),
+                min_score: t.min_score,
+                subjects: 0,
+            })
+            .collect();
+        let mut total = 0;
+        for (tier, n) in counts {
+            total += n;
+            match tiers.iter_mut().find(|t| t.tier == tier) {
+                Some(t) => t.subjects += n,
+                // A tier of an older config version: still counted, with no threshold.
+                None => tiers.push(pb::TierCount {
+                    tier,
+                    min_score: f64::NAN,
+                    subjects: n,
+                }),
+            }
+        }
+        Ok(Response::new(pb::GetTierDistributionResponse {
+            tiers,
+            total_subjects: total,
+        }))
+    }
+
+    async fn get_aggregates(
+        &self,
+        request: Request<pb::GetAggregatesRequest>,
+    ) -> Result<Response<pb::GetAggregatesResponse>, Status> {
+        let r = request.into_inner();
+        let Ok(window @ (pb::AggregateWindow::Hour | pb::AggregateWindow::Day)) =
+            pb::AggregateWindow::try_from(r.window)
+        else {
+            return Err(Status::invalid_argument(
+                "window is required: AGGREGATE_WINDOW_HOUR or AGGREGATE_WINDOW_DAY",
+            ));
+        };
+        let group_by = match pb::AggregateGroupBy::try_from(r.group_by) {
+            Ok(pb::AggregateGroupBy::Unspecified) | Err(_) => {
+                return Err(Status::invalid_argument(
+                    "group_by is required: AGGREGATE_GROUP_BY_SUBJECT, _REGION or _EVENT_TYPE",
+                ));
+            }
+            Ok(g) => g,
+        };
+        if r.from.is_none() || r.to.is_none() {
+            return Err(Status::invalid_argument(
+                "from and to are required: aggregates cover a bounded time range",
+            ));
+        }
+        let query = AggregateQuery {
+            window,
+            group_by,
+            range: range(r.from.as_ref(), r.to.as_ref())?,
+            subject_id: r.subject_id,
+            region: r.region,
+            event_type: r.event_type,
+        };
+        let rows = self
+            .0
+            .stores
+            .series
+            .aggregates(&query, &page(r.page_size, &r.page_token))
+            .await
+            .map_err(status::storage)?;
+        Ok(Response::new(pb::GetAggregatesResponse {
+            rows: rows.items,
+            next_page_token: rows.next_token,
+        }))
+    }
+
+    type RunAnalyticsStream = AnalyticsStream;
+
+    async fn run_analytics(
+        &self,
+        request: Request<pb::RunAnalyticsRequest>,
+    ) -> Result<Response<Self::RunAnalyticsStream>, Status> {
+        let r = request.into_inner();
+        if r.sql.trim().is_empty() {
+            return Err(status::required("sql"));
+        }
+        let settings = &self.0.config.analytics;
+        let timeout = match &r.timeout {
+            None => settings.default_timeout,
+            Some(d) => {
+                let d = convert::duration("timeout", d).map_err(|e| status::convert(&e))?;
+                let nanos = u64::try_from(d.nanos()).unwrap_or(0);
+                if nanos == 0 {
+                    return Err(Status::invalid_argument("timeout: must be positive"));
+                }
+                Duration::from_nanos(nanos)
+            }
+        };
+        if timeout > settings.max_timeout {
+            return Err(Status::invalid_argument(format!(
+                "timeout: {} is over the server's limit of {} (analytics.max_timeout)",
+                humantime::format_duration(timeout),
+                humantime::format_duration(settings.max_timeout)
+            )));
+        }
+        let limits = QueryLimits {
+            max_rows: if r.max_rows == 0 {
+                settings.default_max_rows
+            } else {
+                r.max_rows
+            },
+            timeout,
+        };
+        let result = self
+            .0
+            .stores
+            .analytics
+            .run_sql(&r.sql, limits)
+            .await
+            .map_err(status::storage)?;
+        let parts: Vec<Vec<u8>> = result
+            .ipc
+            .chunks(ANALYTICS_PART_BYTES)
+            .map(<[u8]>::to_vec)
+            .collect();
+        let count = parts.len();
+        let rows = result.rows;
+        let messages = parts.into_iter().enumerate().map(move |(i, arrow_ipc)| {
+            Ok(pb::RunAnalyticsResponse {
+                arrow_ipc,
+                // The row count rides on the first part; the bytes of a batch may span parts.
+                rows: if i == 0 { rows } else { 0 },
+                last: i + 1 == count,
+            })
+        });
+        Ok(Response::new(Box::pin(futures::stream::iter(messages))))
+    }
+}

@@ -1,0 +1,125 @@
+//! The archive: an append-only table of events, filled with an `Appender`.
+
+use async_trait::async_trait;
+use credence_proto::v1 as pb;
+use credence_scorer::Timestamp;
+use duckdb::{Row, params};
+
+use crate::archive::{Archive, ArchivedEvent, EventFilter};
+use crate::embedded::convert::{opt_nanos, struct_from_json, struct_to_json, timestamp};
+use crate::embedded::duck::{Ctx, Duck, in_transaction};
+use crate::embedded::sql::Where;
+use crate::error::Result;
+use crate::page::{Page, Paged};
+
+const COLUMNS: &str = "event_id, subject_id, event_type, event_subtype, source_system, \
+    occurred_at, region, district, lat, lon, payload, evidence_uri, received_at, bus_partition, \
+    bus_offset, applied";
+
+fn event_from_row(row: &Row<'_>) -> Result<ArchivedEvent> {
+    let what = "reading an archived event";
+    let region: Option<String> = row.get(6).ctx(what)?;
+    // A stored location has every column set; none set means the event had no location.
+    let location = match region {
+        Some(region) => Some(pb::Location {
+            region,
+            district: row
+                .get::<_, Option<String>>(7)
+                .ctx(what)?
+                .unwrap_or_default(),
+            lat: row.get::<_, Option<f64>>(8).ctx(what)?.unwrap_or_default(),
+            lon: row.get::<_, Option<f64>>(9).ctx(what)?.unwrap_or_default(),
+        }),
+        None => None,
+    };
+    let payload = row
+        .get::<_, Option<String>>(10)
+        .ctx(what)?
+        .map(|text| struct_from_json(&text))
+        .transpose()?;
+    Ok(ArchivedEvent {
+        event: pb::Event {
+            event_id: row.get(0).ctx(what)?,
+            subject_id: row.get(1).ctx(what)?,
+            event_type: row.get(2).ctx(what)?,
+            event_subtype: row.get(3).ctx(what)?,
+            source_system: row.get(4).ctx(what)?,
+            occurred_at: row.get::<_, Option<i64>>(5).ctx(what)?.map(timestamp),
+            location,
+            payload,
+            evidence_uri: row.get(11).ctx(what)?,
+            received_at: row.get::<_, Option<i64>>(12).ctx(what)?.map(timestamp),
+        },
+        partition: row.get(13).ctx(what)?,
+        offset: row.get(14).ctx(what)?,
+        applied: row.get(15).ctx(what)?,
+    })
+}
+
+#[async_trait]
+impl Archive for Duck {
+    async fn append_events(&self, events: Vec<ArchivedEvent>) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.write(|w| {
+            in_transaction(&w.conn, "archiving events", |conn| {
+                let mut app = conn
+                    .appender_to_db("events", "store")
+                    .ctx("archiving events")?;
+                for a in &events {
+                    let e = &a.event;
+                    let location = e.location.as_ref();
+                    let payload = e.payload.as_ref().map(struct_to_json).transpose()?;
+                    app.append_row(params![
+                        e.event_id,
+                        e.subject_id,
+                        e.event_type,
+                        e.event_subtype,
+                        e.source_system,
+                        opt_nanos(e.occurred_at.as_ref(), "occurred_at")?,
+                        location.map(|l| l.region.as_str()),
+                        location.map(|l| l.district.as_str()),
+                        location.map(|l| l.lat),
+                        location.map(|l| l.lon),
+                        payload,
+                        e.evidence_uri,
+                        opt_nanos(e.received_at.as_ref(), "received_at")?,
+                        a.partition,
+                        a.offset,
+                        a.applied,
+                    ])
+                    .ctx("archiving events")?;
+                }
+                app.flush().ctx("archiving events")
+            })
+        })
+    }
+
+    async fn truncate_events(&self, partition: u32, offset: u64) -> Result<u64> {
+        self.write(|w| {
+            let n = w
+                .conn
+                .execute(
+                    "DELETE FROM store.events WHERE bus_partition = ? AND bus_offset >= ?",
+                    params![partition, offset],
+                )
+                .ctx("truncating the archive")?;
+            Ok(n as u64)
+        })
+    }
+
+    async fn list_events(&self, filter: &EventFilter, page: &Page) -> Result<Paged<ArchivedEvent>> {
+        let mut filters = Where::default();
+        filters.text("subject_id = ?", &filter.subject_id);
+        filters.text("event_type = ?", &filter.event_type);
+        filters.opt("occurred_at >= ?", filter.from.map(Timestamp::nanos));
+        filters.opt("occurred_at < ?", filter.to.map(Timestamp::nanos));
+        let sql = format!(
+            "SELECT {COLUMNS} FROM store.events{} ORDER BY occurred_at, event_id, bus_partition, \
+             bus_offset LIMIT ? OFFSET ?",
+            filters.sql()
+        );
+        self.list("listing events", &sql, &filters, page, event_from_row)
+    }
+}

@@ -1,0 +1,311 @@
+//! The relation graph: a table row per relation (the pair stored in id order), and the
+//! adjacency in memory for traversals.
+
+use async_trait::async_trait;
+use credence_proto::v1 as pb;
+use duckdb::{Connection, params};
+use rustc_hash::FxHashMap;
+
+use crate::embedded::convert::opt_nanos;
+use crate::embedded::duck::{Ctx, Duck, in_transaction};
+use crate::error::{Result, StorageError};
+use crate::graph::{Graph, RelationKey};
+
+/// One side of a relation, as seen from a subject.
+#[derive(Clone, Debug)]
+struct Edge {
+    other: String,
+    kind: i32,
+    /// The effective weight (a stored 0 means 1).
+    weight: f64,
+}
+
+/// Every relation, listed under both of its subjects.
+#[derive(Default)]
+pub(super) struct Adjacency {
+    edges: FxHashMap<String, Vec<Edge>>,
+}
+
+impl Adjacency {
+    /// Adds or replaces the relation (a, b, kind) on both sides.
+    fn put(&mut self, a: &str, b: &str, kind: i32, weight: f64) {
+        for (from, to) in [(a, b), (b, a)] {
+            let list = self.edges.entry(from.to_owned()).or_default();
+            match list.iter_mut().find(|e| e.other == to && e.kind == kind) {
+                Some(edge) => edge.weight = weight,
+                None => list.push(Edge {
+                    other: to.to_owned(),
+                    kind,
+                    weight,
+                }),
+            }
+        }
+    }
+
+    /// Removes the relation (a, b, kind); whether it existed.
+    fn remove(&mut self, a: &str, b: &str, kind: i32) -> bool {
+        let mut existed = false;
+        for (from, to) in [(a, b), (b, a)] {
+            if let Some(list) = self.edges.get_mut(from) {
+                let before = list.len();
+                list.retain(|e| !(e.other == to && e.kind == kind));
+                existed |= list.len() != before;
+                if list.is_empty() {
+                    self.edges.remove(from);
+                }
+            }
+        }
+        existed
+    }
+
+    /// Breadth-first search from `start` up to `max_depth` hops over relations of `kinds`
+    /// (all when empty): every subject reached, once, at its smallest depth, through the
+    /// heaviest path of that length. Stops after the level that reaches `stop_at`.
+    fn search<'a>(
+        &'a self,
+        start: &'a str,
+        max_depth: u32,
+        kinds: &[i32],
+        stop_at: Option<&str>,
+    ) -> FxHashMap<&'a str, Reached<'a>> {
+        let mut reached: FxHashMap<&str, Reached<'_>> = FxHashMap::default();
+        let mut frontier: Vec<(&str, f64)> = vec![(start, 1.0)];
+        for depth in 1..=max_depth {
+            let mut level: FxHashMap<&str, Reached<'_>> = FxHashMap::default();
+            for &(from, from_weight) in &frontier {
+                for edge in self.edges.get(from).into_iter().flatten() {
+                    let to = edge.other.as_str();
+                    if to == start
+                        || reached.contains_key(to)
+                        || !(kinds.is_empty() || kinds.contains(&edge.kind))
+                    {
+                        continue;
+                    }
+                    let weight = from_weight * edge.weight;
+                    let candidate = Reached {
+                        depth,
+                        weight,
+                        kind: edge.kind,
+                        edge_weight: edge.weight,
+                        parent: from,
+                    };
+                    // Strictly heavier wins, so ties keep the first: the frontier is in id
+                    // order, which makes the answer deterministic.
+                    level
+                        .entry(to)
+                        .and_modify(|r| {
+                            if weight > r.weight {
+                                *r = candidate.clone();
+                            }
+                        })
+                        .or_insert(candidate);
+                }
+            }
+            if level.is_empty() {
+                break;
+            }
+            let mut next: Vec<(&str, f64)> = level.iter().map(|(id, r)| (*id, r.weight)).collect();
+            next.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            let done = stop_at.is_some_and(|s| level.contains_key(s));
+            reached.extend(level);
+            if done {
+                break;
+            }
+            frontier = next;
+        }
+        reached
+    }
+}
+
+/// How the search reached a subject.
+#[derive(Clone)]
+struct Reached<'a> {
+    depth: u32,
+    /// Product of the weights along the path.
+    weight: f64,
+    /// Kind and weight of the last relation on the path.
+    kind: i32,
+    edge_weight: f64,
+    parent: &'a str,
+}
+
+/// The subjects from the start (exclusive) to `to` (inclusive), following parents.
+fn path_to<'a>(reached: &FxHashMap<&'a str, Reached<'a>>, to: &'a str) -> Vec<&'a str> {
+    let mut path = vec![to];
+    let mut at = to;
+    while let Some(r) = reached.get(at) {
+        at = r.parent;
+        path.push(at);
+    }
+    path.pop(); // the start
+    path.reverse();
+    path
+}
+
+/// The stored pair in id order: one row per unordered pair and kind.
+fn ordered<'a>(a: &'a str, b: &'a str) -> (&'a str, &'a str) {
+    if a <= b { (a, b) } else { (b, a) }
+}
+
+fn effective_weight(weight: f64) -> f64 {
+    if weight == 0.0 { 1.0 } else { weight }
+}
+
+/// Every stored relation.
+pub(super) fn load(conn: &Connection) -> Result<Adjacency> {
+    let mut stmt = conn
+        .prepare("SELECT subject_id, other_subject_id, kind, weight FROM store.relations")
+        .ctx("loading relations")?;
+    let mut rows = stmt.query([]).ctx("loading relations")?;
+    let mut graph = Adjacency::default();
+    while let Some(row) = rows.next().ctx("loading relations")? {
+        let a: String = row.get(0).ctx("reading a relation")?;
+        let b: String = row.get(1).ctx("reading a relation")?;
+        graph.put(
+            &a,
+            &b,
+            row.get(2).ctx("reading a relation")?,
+            row.get(3).ctx("reading a relation")?,
+        );
+    }
+    Ok(graph)
+}
+
+#[async_trait]
+impl Graph for Duck {
+    async fn put_relations(&self, relations: Vec<pb::Relation>) -> Result<u32> {
+        // One row per key: the last relation given for a key wins.
+        let mut last: FxHashMap<(&str, &str, i32), &pb::Relation> = FxHashMap::default();
+        for r in &relations {
+            let (a, b) = ordered(&r.subject_id, &r.other_subject_id);
+            last.insert((a, b, r.kind), r);
+        }
+        self.write(|w| {
+            in_transaction(&w.conn, "storing relations", |conn| {
+                {
+                    let mut app = conn
+                        .appender_to_catalog_and_db("relations_stage", "temp", "main")
+                        .ctx("staging relations")?;
+                    for (&(a, b, kind), r) in &last {
+                        app.append_row(params![
+                            a,
+                            b,
+                            kind,
+                            effective_weight(r.weight),
+                            opt_nanos(r.since.as_ref(), "since")?,
+                        ])
+                        .ctx("staging relations")?;
+                    }
+                    app.flush().ctx("staging relations")?;
+                }
+                conn.execute_batch(
+                    "DELETE FROM store.relations USING relations_stage s \
+                         WHERE store.relations.subject_id = s.subject_id \
+                         AND store.relations.other_subject_id = s.other_subject_id \
+                         AND store.relations.kind = s.kind; \
+                     INSERT INTO store.relations SELECT * FROM relations_stage; \
+                     DELETE FROM relations_stage;",
+                )
+                .ctx("storing relations")
+            })?;
+            let mut graph = self.graph.write();
+            for (&(a, b, kind), r) in &last {
+                graph.put(a, b, kind, effective_weight(r.weight));
+            }
+            Ok(())
+        })?;
+        Ok(relations.len() as u32)
+    }
+
+    async fn remove_relations(&self, keys: Vec<RelationKey>) -> Result<u32> {
+        self.write(|w| {
+            in_transaction(&w.conn, "removing relations", |conn| {
+                let mut stmt = conn
+                    .prepare(
+                        "DELETE FROM store.relations \
+                         WHERE subject_id = ? AND other_subject_id = ? AND kind = ?",
+                    )
+                    .ctx("removing relations")?;
+                for k in &keys {
+                    let (a, b) = ordered(&k.subject_id, &k.other_subject_id);
+                    stmt.execute(params![a, b, k.kind])
+                        .ctx("removing relations")?;
+                }
+                Ok(())
+            })?;
+            let mut graph = self.graph.write();
+            let mut removed = 0;
+            for k in &keys {
+                removed += u32::from(graph.remove(&k.subject_id, &k.other_subject_id, k.kind));
+            }
+            Ok(removed)
+        })
+    }
+
+    async fn neighbors(
+        &self,
+        subject_id: &str,
+        depth: u32,
+        kinds: &[i32],
+        limit: usize,
+    ) -> Result<(Vec<pb::Neighbor>, bool)> {
+        let depth = match depth {
+            0 => 1,
+            1..=3 => depth,
+            _ => {
+                return Err(StorageError::Invalid(format!(
+                    "depth {depth}: neighbours are searched 1 to 3 hops deep"
+                )));
+            }
+        };
+        let graph = self.graph.read();
+        let reached = graph.search(subject_id, depth, kinds, None);
+        let mut found: Vec<(&str, &Reached<'_>)> = reached.iter().map(|(id, r)| (*id, r)).collect();
+        found.sort_unstable_by(|a, b| a.1.depth.cmp(&b.1.depth).then(a.0.cmp(b.0)));
+        let truncated = found.len() > limit;
+        let neighbours = found
+            .into_iter()
+            .take(limit)
+            .map(|(id, r)| pb::Neighbor {
+                subject_id: id.to_owned(),
+                depth: r.depth,
+                kind: r.kind,
+                path_weight: r.weight,
+                path: path_to(&reached, id)
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect(),
+            })
+            .collect();
+        Ok((neighbours, truncated))
+    }
+
+    async fn find_path(
+        &self,
+        from: &str,
+        to: &str,
+        max_depth: u32,
+        kinds: &[i32],
+    ) -> Result<Option<Vec<pb::PathStep>>> {
+        let max_depth = if max_depth == 0 { 6 } else { max_depth.min(6) };
+        if from == to {
+            return Ok(Some(Vec::new())); // there already: no hop
+        }
+        let graph = self.graph.read();
+        let reached = graph.search(from, max_depth, kinds, Some(to));
+        if !reached.contains_key(to) {
+            return Ok(None);
+        }
+        let mut steps = Vec::new();
+        for id in path_to(&reached, to) {
+            if let Some(r) = reached.get(id) {
+                steps.push(pb::PathStep {
+                    subject_id: id.to_owned(),
+                    kind: r.kind,
+                    weight: r.edge_weight,
+                });
+            }
+        }
+        Ok(Some(steps))
+    }
+}

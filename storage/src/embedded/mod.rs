@@ -1,0 +1,101 @@
+//! The embedded backend: every storage role in one process, over one data directory.
+//!
+//! `DATA_DIR/bus/` holds the bus (one log file per partition, see [`FileBus`]);
+//! `DATA_DIR/credence.duckdb` holds everything else as DuckDB tables. The roles that the
+//! scoring pipeline reads per event (profiles, lists, snapshots, the graph) are also kept
+//! in memory, loaded at open, so the hot path never waits on SQL; every write goes to DuckDB
+//! before it returns, so a restart loses nothing acknowledged.
+
+mod analytics;
+mod archive;
+mod bus;
+mod convert;
+mod duck;
+mod graph;
+mod lists;
+mod profiles;
+mod rules;
+mod schema;
+mod series;
+mod snapshots;
+mod sql;
+mod sql_guard;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use bus::FileBus;
+pub use duck::Duck;
+
+use crate::Stores;
+use crate::error::Result;
+
+/// How to open an embedded backend.
+#[derive(Clone, Debug)]
+pub struct EmbeddedOptions {
+    /// The data directory (created if missing).
+    pub data_dir: PathBuf,
+    /// Bus partitions; a data directory keeps the count it was created with.
+    pub partitions: u32,
+    /// Sync the bus to disk before acknowledging (turn off only for throwaway data).
+    pub sync: bool,
+    /// DuckDB memory limit, e.g. "2GB": analytics queries past it fail.
+    pub memory_limit: String,
+    /// DuckDB worker threads (0: DuckDB's default).
+    pub threads: u32,
+}
+
+impl EmbeddedOptions {
+    /// Options for a data directory, with defaults for everything else.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            partitions: 4,
+            sync: true,
+            memory_limit: "2GB".into(),
+            threads: 0,
+        }
+    }
+}
+
+/// The embedded backend. See the module docs.
+pub struct Embedded {
+    bus: Arc<FileBus>,
+    duck: Arc<Duck>,
+}
+
+impl Embedded {
+    /// Opens (or creates) the data directory.
+    pub fn open(options: &EmbeddedOptions) -> Result<Self> {
+        let bus = FileBus::open(
+            &options.data_dir.join("bus"),
+            options.partitions,
+            options.sync,
+        )?;
+        let duck = Duck::open(&options.data_dir.join("credence.duckdb"), options)?;
+        Ok(Self {
+            bus: Arc::new(bus),
+            duck: Arc::new(duck),
+        })
+    }
+
+    /// The DuckDB file of a data directory.
+    pub fn database_path(data_dir: &Path) -> PathBuf {
+        data_dir.join("credence.duckdb")
+    }
+
+    /// Every role.
+    pub fn stores(&self) -> Stores {
+        Stores {
+            bus: self.bus.clone(),
+            profiles: self.duck.clone(),
+            rules: self.duck.clone(),
+            snapshots: self.duck.clone(),
+            archive: self.duck.clone(),
+            series: self.duck.clone(),
+            graph: self.duck.clone(),
+            lists: self.duck.clone(),
+            analytics: self.duck.clone(),
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! The time series: one score point per scored event, and every score change.
+
+use async_trait::async_trait;
+use credence_proto::v1 as pb;
+use credence_scorer::{ScoreChange, Timestamp};
+
+use crate::error::Result;
+use crate::page::{Page, Paged};
+
+/// The score of a subject right after one event.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScorePoint {
+    /// The subject.
+    pub subject_id: String,
+    /// The event.
+    pub event_id: String,
+    /// Its type.
+    pub event_type: String,
+    /// The subject's profile region when scored ("" without a profile).
+    pub region: String,
+    /// Event time.
+    pub at: Timestamp,
+    /// Score after the event.
+    pub score: f64,
+    /// Tier after the event.
+    pub tier: String,
+    /// Score after minus score before (decay included).
+    pub delta: f64,
+    /// Number of score changes (rule applications) the event made.
+    pub changes: u32,
+    /// Bus partition of the event.
+    pub partition: u32,
+    /// Bus offset of the event.
+    pub offset: u64,
+}
+
+/// A time range; open ends do not bound.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TimeRange {
+    /// Inclusive start.
+    pub from: Option<Timestamp>,
+    /// Exclusive end.
+    pub to: Option<Timestamp>,
+}
+
+/// What [`Series::aggregates`] computes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AggregateQuery {
+    /// Window: hour or day.
+    pub window: pb::AggregateWindow,
+    /// Grouping: subject, region or event type.
+    pub group_by: pb::AggregateGroupBy,
+    /// Time range of event times.
+    pub range: TimeRange,
+    /// Only this subject ("" for all).
+    pub subject_id: String,
+    /// Only this region ("" for all).
+    pub region: String,
+    /// Only this event type ("" for all).
+    pub event_type: String,
+}
+
+/// Score points and changes, append-only, by subject and time.
+#[async_trait]
+pub trait Series: Send + Sync {
+    /// Appends the points and changes of one micro-batch of `partition`; `changes` carry the
+    /// bus offset of their event.
+    async fn append_scores(
+        &self,
+        partition: u32,
+        points: Vec<ScorePoint>,
+        changes: Vec<(u64, ScoreChange)>,
+    ) -> Result<()>;
+    /// Removes the points and changes of `partition` at `offset` or later (see
+    /// [`crate::Archive::truncate_events`]).
+    async fn truncate_scores(&self, partition: u32, offset: u64) -> Result<u64>;
+    /// A subject's points in event-time order (then bus order).
+    async fn score_history(
+        &self,
+        subject_id: &str,
+        range: TimeRange,
+        page: &Page,
+    ) -> Result<Paged<ScorePoint>>;
+    /// A subject's changes in event-time order, in the order the engine made them.
+    async fn score_changes(
+        &self,
+        subject_id: &str,
+        range: TimeRange,
+        page: &Page,
+    ) -> Result<Paged<ScoreChange>>;
+    /// Windowed counts and score deltas, ordered by window start then key.
+    async fn aggregates(
+        &self,
+        query: &AggregateQuery,
+        page: &Page,
+    ) -> Result<Paged<pb::AggregateRow>>;
+}

@@ -1,0 +1,203 @@
+//! RunAnalytics: Arrow IPC answers with the right content; writes, DDL and file access refused;
+//! row limits; a slow query cancelled at its time limit with a clear error.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+use std::time::{Duration, Instant};
+
+use credence_proto::v1 as pb;
+use credence_tests::analytics::{run_sql, single_int, str_at};
+use credence_tests::events::event;
+use credence_tests::{Node, wait};
+use serde_json::json;
+use tonic::Code;
+
+const EVENTS: usize = 25;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_answers_in_arrow_and_refuses_what_is_not_a_read() {
+    let node = Node::start().await.unwrap();
+    let events: Vec<_> = (0..EVENTS)
+        .map(|i| {
+            let subject = format!("SUBJ-SQL-{}", i % 5);
+            let at = format!("2026-07-01T{:02}:00:00Z", i % 24);
+            event(
+                &format!("sql-{i:03}"),
+                &subject,
+                "social",
+                "volunteer_work",
+                &at,
+                &json!({"hours": 2}),
+            )
+        })
+        .collect();
+    let r = node
+        .ingestion()
+        .publish_events(pb::PublishEventsRequest { events })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.accepted as usize, EVENTS);
+    for i in 0..5 {
+        wait::scored(&node, &format!("SUBJ-SQL-{i}"), 5)
+            .await
+            .unwrap();
+    }
+
+    // the count, through Arrow IPC (the archive may trail the snapshot a little)
+    let count = wait::until(
+        "the events view to hold every event",
+        wait::SCORING_TIMEOUT,
+        || async {
+            let batches = run_sql(&node, "select count(*) from events", 0, None).await?;
+            Ok(single_int(&batches).filter(|n| *n == EVENTS as i64))
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(count, EVENTS as i64);
+    let batches = run_sql(
+        &node,
+        "select subject_id, count(*) as n from events group by subject_id order by subject_id",
+        0,
+        None,
+    )
+    .await
+    .unwrap();
+    let rows: Vec<_> = batches
+        .iter()
+        .flat_map(|b| {
+            (0..b.num_rows()).map(move |i| {
+                (
+                    str_at(b, 0, i).unwrap(),
+                    credence_tests::analytics::int_at(b, 1, i).unwrap(),
+                )
+            })
+        })
+        .collect();
+    assert_eq!(rows.len(), 5);
+    assert!(
+        rows.iter()
+            .all(|(s, n)| s.starts_with("SUBJ-SQL-") && *n == 5),
+        "{rows:?}"
+    );
+    let other_views = [
+        "score_changes",
+        "snapshots",
+        "profiles",
+        "relations",
+        "list_entries",
+    ];
+    for view in other_views {
+        let result = run_sql(&node, &format!("select count(*) from {view}"), 0, None).await;
+        assert!(result.is_ok(), "view {view}: {result:?}");
+    }
+    let changes = single_int(
+        &run_sql(&node, "select count(*) from score_changes", 0, None)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        changes > 0 && changes <= EVENTS as i64,
+        "volunteer_work is capped at 2 per 7 days per subject: {changes}"
+    );
+
+    // row limit
+    let limited = run_sql(&node, "select * from range(1000)", 10, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        limited
+            .iter()
+            .map(arrow::array::RecordBatch::num_rows)
+            .sum::<usize>(),
+        10
+    );
+    let empty = run_sql(&node, "select * from events where 1 = 0", 0, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        empty
+            .iter()
+            .map(arrow::array::RecordBatch::num_rows)
+            .sum::<usize>(),
+        0,
+        "schema only"
+    );
+
+    // writes and DDL: INVALID_ARGUMENT, naming the problem
+    for sql in [
+        "delete from events",
+        "create table t (x integer)",
+        "insert into events select * from events",
+        "drop view events",
+        "select 1; delete from events",
+        "attach '/tmp/other.db' as other",
+    ] {
+        let err = run_sql(&node, sql, 0, None).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{sql}: {err:?}");
+        assert!(!err.message().is_empty(), "{sql}: the error says why");
+    }
+    let still = single_int(
+        &run_sql(&node, "select count(*) from events", 0, None)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(still, Some(EVENTS as i64), "nothing was deleted");
+
+    // files and the network are out of reach
+    for sql in [
+        "select * from read_csv('/etc/passwd')",
+        "select * from read_text('/etc/hostname')",
+        "select * from '/etc/passwd'",
+        "copy (select 1) to '/tmp/credence-e2e-out.csv'",
+        "select * from read_parquet('http://127.0.0.1:9/x.parquet')",
+    ] {
+        let err = run_sql(&node, sql, 0, None).await.unwrap_err();
+        assert_ne!(
+            err.code(),
+            Code::DataLoss,
+            "{sql}: the server answered with something unreadable: {err:?}"
+        );
+        assert!(!err.message().is_empty(), "{sql}");
+    }
+    assert!(!std::path::Path::new("/tmp/credence-e2e-out.csv").exists());
+
+    // a slow query, cancelled at its time limit
+    let started = Instant::now();
+    let err = run_sql(
+        &node,
+        "select sum(a.range * b.range) from range(200000) a, range(200000) b",
+        0,
+        Some(Duration::from_millis(300)),
+    )
+    .await
+    .unwrap_err();
+    let took = started.elapsed();
+    assert!(
+        matches!(
+            err.code(),
+            Code::DeadlineExceeded | Code::Cancelled | Code::ResourceExhausted
+        ),
+        "{err:?}"
+    );
+    let msg = err.message().to_lowercase();
+    assert!(
+        ["time", "cancel", "deadline"]
+            .iter()
+            .any(|w| msg.contains(w)),
+        "the error says the time limit struck: {msg:?}"
+    );
+    assert!(
+        took < Duration::from_secs(15),
+        "the query was cancelled, not run to the end ({took:?})"
+    );
+    // and the server still answers
+    let again = single_int(
+        &run_sql(&node, "select count(*) from events", 0, None)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(again, Some(EVENTS as i64));
+}
