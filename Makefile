@@ -108,6 +108,20 @@ test: fmt-check clippy clippy-stack test-rust doc test-stack ## Everything CI ru
 bench: setup ## Run the benchmarks (scoring engine throughput)
 	$(CARGO) bench -p credence-scorer --bench apply
 
+LOADGEN_ARGS ?= --duration 30s --warmup 5s
+BENCH_NODE_ARGS ?=
+
+.PHONY: bench-pipeline
+bench-pipeline: setup ## Ingest benchmark: a release node on a throwaway data dir, the load generator against it (LOADGEN_ARGS=, BENCH_NODE_ARGS=)
+	$(CARGO) build --release --locked -p credence-server -p credence-loadgen
+	dir="$$(mktemp -d)"; \
+	"$(CARGO_TARGET_DIR)/release/credence" dev --data-dir "$$dir/data" --listen 127.0.0.1:50151 \
+		--metrics-listen 127.0.0.1:9564 $(BENCH_NODE_ARGS) > "$$dir/node.out" 2> "$$dir/node.err" & node=$$!; \
+	trap 'kill $$node 2>/dev/null; wait $$node 2>/dev/null; rm -rf "$$dir"' EXIT; \
+	for _ in $$(seq 100); do grep -q "listening on" "$$dir/node.out" && break; sleep 0.1; done; \
+	"$(CARGO_TARGET_DIR)/release/credence-loadgen" --target http://127.0.0.1:50151 \
+		--metrics-url http://127.0.0.1:9564/metrics $(LOADGEN_ARGS)
+
 .PHONY: clean
 clean: ## Remove the shared build directory
 	rm -rf "$(CARGO_TARGET_DIR)"

@@ -77,6 +77,9 @@ pub struct GenConfig {
     pub start_ns: i64,
     /// Event time added per event (keeps `occurred_at` increasing).
     pub step_ns: i64,
+    /// Latest `occurred_at` made: time stops there (the server refuses events from the
+    /// future), so a run longer than planned repeats this time instead.
+    pub end_ns: i64,
 }
 
 /// Event kinds and their weight in the mix (per mille), with the type they belong to.
@@ -122,6 +125,7 @@ pub struct Generator {
     seq: u64,
     time_ns: i64,
     step_ns: i64,
+    end_ns: i64,
 }
 
 impl Generator {
@@ -139,6 +143,7 @@ impl Generator {
             seq: 0,
             time_ns: config.start_ns,
             step_ns: config.step_ns.max(1),
+            end_ns: config.end_ns.max(config.start_ns),
         }
     }
 
@@ -184,7 +189,7 @@ impl Generator {
             // subject, type, subtype, source, location, payload
             buf.put_slice(template);
             self.seq += 1;
-            self.time_ns += self.step_ns;
+            self.time_ns = (self.time_ns + self.step_ns).min(self.end_ns);
         }
         buf.freeze()
     }
@@ -348,6 +353,7 @@ mod tests {
             run_id: *b"0badc0de",
             start_ns: 1_767_225_600_000_000_000,
             step_ns: 1_500_000_001,
+            end_ns: i64::MAX,
         }
     }
 
@@ -402,6 +408,21 @@ mod tests {
         assert_eq!(first.events[0].event_id, "lg-0badc0de-000000000000");
         let t = first.events[0].occurred_at.unwrap();
         assert_eq!((t.seconds, t.nanos), (1_767_225_600, 0));
+    }
+
+    #[test]
+    fn time_stops_at_the_end() {
+        let mut c = config(1);
+        c.end_ns = c.start_ns + 3 * c.step_ns;
+        let request = decode(&Generator::new(&c).next_batch(6));
+        let seconds: Vec<_> = request
+            .events
+            .iter()
+            .map(|e| e.occurred_at.unwrap().seconds)
+            .collect();
+        let end = c.end_ns / 1_000_000_000;
+        assert_eq!(seconds[3..], [end, end, end]);
+        assert!(seconds[2] < end);
     }
 
     #[test]

@@ -16,7 +16,7 @@ const RECEIVED: &str = "credence_events_received_total";
 const INGEST_TO_SNAPSHOT: &str = "credence_ingest_to_snapshot_seconds";
 /// Throughput assumed when spacing event times of an unpaced run.
 const ASSUMED_MAX_RATE: f64 = 400_000.0;
-/// Event times span this many days, ending one day before the start of the run.
+/// Event times start this many days before the run.
 const SPAN_DAYS: i64 = 300;
 
 #[tokio::main]
@@ -46,7 +46,8 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
     let mut run_bytes = [0u8; 8];
     run_bytes.copy_from_slice(run_id.as_bytes());
 
-    // Event times: increasing, spread over SPAN_DAYS, ending a day before now.
+    // Event times: increasing, spread over SPAN_DAYS (planned for twice the expected number
+    // of events), never later than a minute before now.
     let total = (args.warmup + args.duration).as_secs_f64();
     let expected_events = (if args.rate > 0 {
         args.rate as f64
@@ -55,8 +56,8 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
     } * total)
         .max(1.0);
     let span_ns = SPAN_DAYS * 86_400 * 1_000_000_000;
-    let start_ns = now_ns() - 86_400 * 1_000_000_000 - span_ns;
-    let step_ns = ((span_ns as f64 / expected_events) as i64).max(1_000);
+    let start_ns = now_ns() - span_ns;
+    let step_ns = ((span_ns as f64 / (2.0 * expected_events)) as i64).max(1_000);
     let gen_config = GenConfig {
         seed: args.seed,
         subjects: args.subjects,
@@ -64,6 +65,7 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
         run_id: run_bytes,
         start_ns,
         step_ns,
+        end_ns: now_ns() - 60 * 1_000_000_000,
     };
 
     // The generator thread keeps up to `capacity` batches (about 256k events) made ahead.
@@ -131,6 +133,8 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
         p50_ms: publish::latency_ms(&mut t.latencies_us, 0.50),
         p99_ms: publish::latency_ms(&mut t.latencies_us, 0.99),
         max_ms: publish::latency_ms(&mut t.latencies_us, 1.0),
+        p50_beyond_buckets: false,
+        p99_beyond_buckets: false,
     };
     Ok(Report {
         target: args.target.clone(),
@@ -213,6 +217,8 @@ async fn server_figures(
             p50_ms: diff.quantile(0.50).map(|s| s * 1000.0),
             p99_ms: diff.quantile(0.99).map(|s| s * 1000.0),
             max_ms: None,
+            p50_beyond_buckets: diff.beyond_buckets(0.50),
+            p99_beyond_buckets: diff.beyond_buckets(0.99),
         },
         ingest_to_snapshot_observations: diff.count(),
         events_scored: scored,

@@ -110,6 +110,19 @@ impl Histogram {
         Histogram { buckets }
     }
 
+    /// Whether the `q` quantile falls in the `+Inf` bucket, where [`Histogram::quantile`]
+    /// can only answer the largest finite bound (the true value is above it).
+    pub fn beyond_buckets(&self, q: f64) -> bool {
+        let total = self.count();
+        let finite = self
+            .buckets
+            .iter()
+            .rev()
+            .find(|b| b.0.is_finite())
+            .map_or(0.0, |b| b.1);
+        total > 0.0 && q.clamp(0.0, 1.0) * total > finite
+    }
+
     /// The `q` quantile (0..=1) by linear interpolation inside the bucket holding it, as
     /// Prometheus' `histogram_quantile` does: the first bucket starts at 0, and a quantile
     /// in the `+Inf` bucket is the largest finite bound. `None` without observations.
@@ -294,6 +307,7 @@ credence_events_scored_total 125 1700000000000
         assert!((diff.quantile(0.7).unwrap() - 0.03).abs() < 1e-12);
         // rank 99 falls in +Inf: the largest finite bound
         assert_eq!(diff.quantile(0.99).unwrap(), 0.05);
+        assert!(diff.beyond_buckets(0.99) && !diff.beyond_buckets(0.9));
         assert_eq!(Histogram::default().quantile(0.5), None);
         assert_eq!(after.since(&after).quantile(0.5), None);
     }

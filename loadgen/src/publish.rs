@@ -133,6 +133,7 @@ pub struct PublishConfig {
 pub struct Control {
     phase: AtomicU8,
     stop: AtomicBool,
+    stopped: tokio::sync::watch::Sender<bool>,
     tickets: AtomicU64,
 }
 
@@ -142,6 +143,7 @@ impl Control {
         self.phase.store(phase, Ordering::SeqCst);
         if phase == STOPPED {
             self.stop.store(true, Ordering::SeqCst);
+            self.stopped.send_replace(true);
         }
     }
 }
@@ -176,6 +178,7 @@ pub fn start(
     let control = Arc::new(Control {
         phase: AtomicU8::new(WARMUP),
         stop: AtomicBool::new(false),
+        stopped: tokio::sync::watch::Sender::new(false),
         tickets: AtomicU64::new(0),
     });
     let batches = Arc::new(Mutex::new(batches));
@@ -226,7 +229,11 @@ impl Worker {
             if let Some(interval) = self.interval {
                 let ticket = self.control.tickets.fetch_add(1, Ordering::SeqCst);
                 let due = self.t0 + interval.mul_f64(ticket as f64);
-                tokio::time::sleep_until(due).await;
+                let mut stopped = self.control.stopped.subscribe();
+                tokio::select! {
+                    () = tokio::time::sleep_until(due) => {}
+                    _ = stopped.wait_for(|s| *s) => break,
+                }
                 if self.control.stop.load(Ordering::SeqCst) {
                     break;
                 }

@@ -14,6 +14,13 @@ pub struct Latency {
     pub p99_ms: Option<f64>,
     /// Largest (only known on the client side).
     pub max_ms: Option<f64>,
+    /// True when p50 lies above the histogram's largest finite bucket: `p50_ms` is then
+    /// that bound, a lower limit.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub p50_beyond_buckets: bool,
+    /// The same for p99.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub p99_beyond_buckets: bool,
 }
 
 /// What the server's metrics said about the measured phase.
@@ -129,8 +136,10 @@ impl Report {
             let i = &server.ingest_to_snapshot;
             let _ = writeln!(
                 s,
-                "  server ingest-to-snapshot  p50 {}  p99 {}  ({:.0} observations)",
+                "  server ingest-to-snapshot  p50 {}{}  p99 {}{}  ({:.0} observations)",
+                if i.p50_beyond_buckets { "> " } else { "" },
                 ms(i.p50_ms),
+                if i.p99_beyond_buckets { "> " } else { "" },
                 ms(i.p99_ms),
                 server.ingest_to_snapshot_observations
             );

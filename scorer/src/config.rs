@@ -45,6 +45,9 @@ pub struct ScoringConfig {
     pub alert_thresholds: Vec<f64>,
     /// Whether an event for an unknown subject creates it (else it is rejected).
     pub auto_create_subjects: bool,
+    /// When the server stored this version (wall clock); absent in files.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<crate::time::Timestamp>,
 }
 
 impl Default for ScoringConfig {
@@ -70,6 +73,7 @@ impl Default for ScoringConfig {
             },
             alert_thresholds: vec![500.0],
             auto_create_subjects: true,
+            updated_at: None,
         }
     }
 }

@@ -127,6 +127,10 @@ pub struct Rule {
     /// Lower runs first; ties by id.
     #[serde(default)]
     pub priority: i32,
+    /// When the server stored this version (wall clock); absent in files. Never read by
+    /// the engine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<Timestamp>,
 }
 
 const fn first_version() -> u32 {
@@ -153,6 +157,7 @@ impl Rule {
             valid_from: None,
             valid_until: None,
             priority: 0,
+            updated_at: None,
         }
     }
 

@@ -36,12 +36,17 @@ impl Catalog {
     /// Loads the live rule set; an empty store is first seeded from `seed`.
     pub async fn open(stores: Stores, seed: &RuleFile) -> anyhow::Result<Self> {
         let rules = &stores.rules;
+        let now = Some(credence_scorer::Timestamp::now());
         if rules.get_config(None).await?.is_none() {
-            rules.put_config(seed.config.clone()).await?;
+            let mut config = seed.config.clone();
+            config.updated_at = now;
+            rules.put_config(config).await?;
         }
         if rules.list_rules(true).await?.is_empty() {
             for rule in &seed.rules {
-                rules.put_rule(rule.clone()).await?;
+                let mut rule = rule.clone();
+                rule.updated_at = now;
+                rules.put_rule(rule).await?;
             }
             tracing::info!(rules = seed.rules.len(), "seeded an empty store with the rule file");
         }
@@ -61,8 +66,11 @@ impl Catalog {
     /// Stores a new version of a rule (validated first) and makes it live.
     pub async fn put_rule(&self, mut rule: Rule) -> Result<Rule, Status> {
         let _write = self.writes.lock().await;
-        rule.version = 0;
+        rule.version = 1;
         validate_rule(&rule).map_err(|e| status::scorer(&e))?;
+        // 0: the store gives the next version, whatever the client sent.
+        rule.version = 0;
+        rule.updated_at = Some(credence_scorer::Timestamp::now());
         let stored = self
             .stores
             .rules
@@ -76,8 +84,10 @@ impl Catalog {
     /// Stores a new config version (validated first) and makes it live.
     pub async fn put_config(&self, mut config: ScoringConfig) -> Result<ScoringConfig, Status> {
         let _write = self.writes.lock().await;
-        config.version = 0;
+        config.version = 1;
         validate_config(&config).map_err(|e| status::scorer(&e))?;
+        config.version = 0;
+        config.updated_at = Some(credence_scorer::Timestamp::now());
         let stored = self
             .stores
             .rules

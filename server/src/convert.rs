@@ -319,10 +319,12 @@ pub fn rule(r: &pb::Rule) -> Result<domain::Rule> {
             .map(|t| timestamp("valid_until", t))
             .transpose()?,
         priority: r.priority,
+        // The server's to set, never the client's.
+        updated_at: None,
     })
 }
 
-/// A domain rule as the contract's rule (`updated_at` is the store's to set).
+/// A domain rule as the contract's rule.
 pub fn rule_to_pb(r: &domain::Rule) -> pb::Rule {
     pb::Rule {
         id: r.id.clone(),
@@ -350,7 +352,7 @@ pub fn rule_to_pb(r: &domain::Rule) -> pb::Rule {
         valid_from: r.valid_from.map(timestamp_to_pb),
         valid_until: r.valid_until.map(timestamp_to_pb),
         priority: r.priority,
-        updated_at: None,
+        updated_at: r.updated_at.map(timestamp_to_pb),
     }
 }
 
@@ -381,6 +383,8 @@ pub fn config(c: &pb::ScoringConfig) -> Result<domain::ScoringConfig> {
         decay: domain::Decay { half_life },
         alert_thresholds: c.alert_thresholds.clone(),
         auto_create_subjects: c.auto_create_subjects,
+        // The server's to set, never the client's.
+        updated_at: None,
     })
 }
 
@@ -404,7 +408,7 @@ pub fn config_to_pb(c: &domain::ScoringConfig) -> pb::ScoringConfig {
         }),
         alert_thresholds: c.alert_thresholds.clone(),
         auto_create_subjects: c.auto_create_subjects,
-        updated_at: None,
+        updated_at: c.updated_at.map(timestamp_to_pb),
     }
 }
 

@@ -23,8 +23,8 @@ use crate::convert;
 use crate::metrics::Metrics;
 use crate::status;
 
-/// Longest event id or subject id accepted, in bytes.
-const MAX_ID_BYTES: usize = 256;
+/// Longest event id, subject id or event type accepted, in bytes (the contract's limit).
+const MAX_ID_BYTES: usize = 128;
 
 /// The partition of a subject: stable across restarts and versions.
 pub fn partition_of(subject_id: &str, partitions: u32) -> u32 {
@@ -246,25 +246,38 @@ impl Ingest {
 
     /// One event's problem, if any, as a reason naming the field.
     fn check(&self, e: &pb::Event) -> Result<(), String> {
-        let event = convert::event(e).map_err(|err| err.to_string())?;
-        for (field, text) in [("event_id", &e.event_id), ("subject_id", &e.subject_id)] {
+        // The same checks as `convert::event`, without building the domain event.
+        for (field, text) in [
+            ("event_id", &e.event_id),
+            ("subject_id", &e.subject_id),
+            ("event_type", &e.event_type),
+        ] {
+            if text.is_empty() {
+                return Err(format!("{field}: is required"));
+            }
             if text.len() > MAX_ID_BYTES {
                 return Err(format!("{field}: longer than {MAX_ID_BYTES} bytes"));
             }
         }
+        let occurred_at = e
+            .occurred_at
+            .as_ref()
+            .ok_or_else(|| "occurred_at: is required".to_owned())
+            .and_then(|t| convert::timestamp("occurred_at", t).map_err(|err| err.to_string()))?;
         let latest = Timestamp::now().saturating_add(credence_scorer::Duration::from_nanos(
             i64::try_from(self.limits.max_future.as_nanos()).unwrap_or(i64::MAX),
         ));
-        if event.occurred_at < self.min_time {
+        if occurred_at < self.min_time {
             return Err(format!(
-                "occurred_at: {} is before the earliest time accepted ({}, ingest.min_time)",
-                event.occurred_at, self.min_time
+                "occurred_at: {occurred_at} is before the earliest time accepted ({}, \
+                 ingest.min_time)",
+                self.min_time
             ));
         }
-        if event.occurred_at > latest {
+        if occurred_at > latest {
             return Err(format!(
-                "occurred_at: {} is more than {} ahead of the server clock (ingest.max_future)",
-                event.occurred_at,
+                "occurred_at: {occurred_at} is more than {} ahead of the server clock \
+                 (ingest.max_future)",
                 humantime::format_duration(self.limits.max_future)
             ));
         }

@@ -172,7 +172,6 @@ async fn score(
                 match state {
                     None => false,
                     Some(state) => {
-                        let before = state.score;
                         out.clear();
                         let outcome = engine.apply(state, &domain, ctx, &mut out);
                         // Ingestion refuses duplicates; the set would only grow.
@@ -191,7 +190,8 @@ async fn score(
                                 at: domain.occurred_at,
                                 score: state.score,
                                 tier: state.tier.to_string(),
-                                delta: state.score - before,
+                                // As the contract defines it: the rules' deltas, not decay.
+                                delta: out.changes.iter().map(|c| c.delta).sum(),
                                 #[allow(clippy::cast_possible_truncation, reason = "rules per event")]
                                 changes: out.changes.len() as u32,
                                 partition: p,
@@ -267,10 +267,12 @@ async fn commit(
     let events = batch.archived.len();
     let stores = &shared.stores;
     stores.archive.append_events(batch.archived).await?;
+    let archived = started.elapsed();
     stores
         .series
         .append_scores(p, batch.points, batch.changes)
         .await?;
+    let series = started.elapsed();
     let changed: Vec<SubjectState> = batch
         .changed
         .iter()
@@ -281,9 +283,10 @@ async fn commit(
         .snapshots
         .commit(p, next_offset, changed, now)
         .await?;
-    metrics
-        .commit_seconds
-        .observe(started.elapsed().as_secs_f64());
+    let total = started.elapsed();
+    tracing::debug!(partition = p, events, ?archived, series = ?(series - archived),
+        snapshots = ?(total - series), "committed a micro-batch");
+    metrics.commit_seconds.observe(total.as_secs_f64());
     metrics.events_scored.inc_by(events as u64);
     #[allow(clippy::cast_precision_loss, reason = "a histogram observation")]
     metrics.batch_size.observe(events as f64);

@@ -2,7 +2,12 @@
 //! score points, 5,000 score changes and a snapshot commit of 4,000 subjects, over a store
 //! that already holds 200,000 subjects. `cargo bench -p credence-storage --bench
 //! embedded_commit` (needs `DUCKDB_LIB_DIR`, see the workspace README).
-#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, reason = "bench")]
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "bench"
+)]
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -43,7 +48,9 @@ fn state(i: u64, score: f64) -> SubjectState {
 }
 
 fn number(n: f64) -> prost_types::Value {
-    prost_types::Value { kind: Some(Kind::NumberValue(n)) }
+    prost_types::Value {
+        kind: Some(Kind::NumberValue(n)),
+    }
 }
 
 /// The micro-batch number `round`: bus offsets `round * EVENTS ..`, subjects spread over
@@ -58,8 +65,12 @@ fn batch(round: u64) -> Batch {
         let who = (offset * 7_919) % SUBJECTS;
         let at = T0 + offset as i64 * 1_000_003;
         let mut payload = prost_types::Struct::default();
-        payload.fields.insert("days_late".into(), number((k % 90) as f64));
-        payload.fields.insert("amount".into(), number(123.45 + k as f64));
+        payload
+            .fields
+            .insert("days_late".into(), number((k % 90) as f64));
+        payload
+            .fields
+            .insert("amount".into(), number(123.45 + k as f64));
         events.push(ArchivedEvent {
             event: pb::Event {
                 event_id: format!("evt-{offset}"),
@@ -67,8 +78,16 @@ fn batch(round: u64) -> Batch {
                 event_type: "financial".into(),
                 event_subtype: "late_payment".into(),
                 source_system: "bank".into(),
-                occurred_at: Some(prost_types::Timestamp { seconds: at / 1_000_000_000, nanos: (at % 1_000_000_000) as i32 }),
-                location: Some(pb::Location { region: "north".into(), district: "n-3".into(), lat: 59.3, lon: 18.0 }),
+                occurred_at: Some(prost_types::Timestamp {
+                    seconds: at / 1_000_000_000,
+                    nanos: (at % 1_000_000_000) as i32,
+                }),
+                location: Some(pb::Location {
+                    region: "north".into(),
+                    district: "n-3".into(),
+                    lat: 59.3,
+                    lon: 18.0,
+                }),
                 payload: Some(payload),
                 evidence_uri: String::new(),
                 received_at: None,
@@ -111,33 +130,52 @@ fn batch(round: u64) -> Batch {
     let states = (0..STATES)
         .map(|k| state(((first + k) * 7_919) % SUBJECTS, 990.5 + k as f64))
         .collect();
-    Batch { events, points, changes, states, next_offset: first + EVENTS }
+    Batch {
+        events,
+        points,
+        changes,
+        states,
+        next_offset: first + EVENTS,
+    }
 }
 
 async fn commit(stores: &Stores, b: Batch) -> [Duration; 3] {
-    let t = Instant::now();
+    let start = Instant::now();
     stores.archive.append_events(b.events).await.unwrap();
-    let archived = t.elapsed();
-    stores.series.append_scores(0, b.points, b.changes).await.unwrap();
-    let scored = t.elapsed();
+    let archived = Instant::now();
+    stores
+        .series
+        .append_scores(0, b.points, b.changes)
+        .await
+        .unwrap();
+    let scored = Instant::now();
     stores
         .snapshots
         .commit(0, b.next_offset, b.states, Timestamp::from_nanos(T0))
         .await
         .unwrap();
-    [archived, scored - archived, t.elapsed() - scored]
+    [archived - start, scored - archived, scored.elapsed()]
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut options = EmbeddedOptions::new(dir.path());
     options.sync = false;
     let stores = Embedded::open(&options).unwrap().stores();
     rt.block_on(async {
         for chunk in 0..SUBJECTS / 20_000 {
-            let states = (chunk * 20_000..(chunk + 1) * 20_000).map(|i| state(i, 1000.0)).collect();
-            stores.snapshots.commit(1, 0, states, Timestamp::from_nanos(T0)).await.unwrap();
+            let states = (chunk * 20_000..(chunk + 1) * 20_000)
+                .map(|i| state(i, 1000.0))
+                .collect();
+            stores
+                .snapshots
+                .commit(1, 0, states, Timestamp::from_nanos(T0))
+                .await
+                .unwrap();
         }
     });
 
@@ -147,6 +185,9 @@ fn bench(c: &mut Criterion) {
     for round in 0..rounds {
         let b = batch(round);
         let took = rt.block_on(commit(&stores, b));
+        if std::env::var_os("CREDENCE_BENCH_VERBOSE").is_some() {
+            println!("round {round}: {took:?}");
+        }
         for (sum, d) in parts.iter_mut().zip(took) {
             *sum += d;
         }
@@ -161,7 +202,9 @@ fn bench(c: &mut Criterion) {
 
     let mut round = rounds;
     let mut group = c.benchmark_group("embedded");
-    group.sample_size(30).measurement_time(Duration::from_secs(20));
+    group
+        .sample_size(30)
+        .measurement_time(Duration::from_secs(20));
     group.bench_function("micro_batch_5000_events", |b| {
         b.iter_batched(
             || {

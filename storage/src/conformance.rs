@@ -45,7 +45,11 @@ fn profile(id: &str, region: &str) -> pb::Profile {
         district: format!("{region}-1"),
         occupation: "tester".into(),
         flags: vec!["vip".into(), "new".into()],
-        consent: [("marketing".to_owned(), true), ("research".to_owned(), false)].into(),
+        consent: [
+            ("marketing".to_owned(), true),
+            ("research".to_owned(), false),
+        ]
+        .into(),
         attributes: [("colour".to_owned(), "blue".to_owned())].into(),
         updated_at: Some(pb_ts(T0 + 123_456_789)),
     }
@@ -143,16 +147,30 @@ pub async fn bus_appends_and_reads_in_order(stores: Stores) {
     let before = *bus.end(0).borrow();
     let offsets = bus
         .append(vec![
-            BusRecord { partition: 0, payload: b"one".to_vec() },
-            BusRecord { partition: 0, payload: b"two".to_vec() },
+            BusRecord {
+                partition: 0,
+                payload: b"one".to_vec(),
+            },
+            BusRecord {
+                partition: 0,
+                payload: b"two".to_vec(),
+            },
         ])
         .await
         .expect("append");
     assert_eq!(offsets, vec![before, before + 1]);
     assert_eq!(*bus.end(0).borrow(), before + 2);
     let read = bus.read(0, before, 10).await.expect("read");
-    assert_eq!(read, vec![(before, b"one".to_vec()), (before + 1, b"two".to_vec())]);
-    assert!(bus.read(0, before + 2, 10).await.expect("read at end").is_empty());
+    assert_eq!(
+        read,
+        vec![(before, b"one".to_vec()), (before + 1, b"two".to_vec())]
+    );
+    assert!(
+        bus.read(0, before + 2, 10)
+            .await
+            .expect("read at end")
+            .is_empty()
+    );
 }
 
 /// Profiles are created, then replaced as a whole; unknown subjects read as `None`.
@@ -175,69 +193,149 @@ pub async fn profiles_create_replace_and_get(stores: Stores) {
         .get_profiles(&["s1".into(), "nobody".into(), "s3".into(), "s2".into()])
         .await
         .expect("get");
-    assert_eq!(got, vec![Some(changed), None, Some(profile("s3", "west")), Some(profile("s2", "south"))]);
+    assert_eq!(
+        got,
+        vec![
+            Some(changed),
+            None,
+            Some(profile("s3", "west")),
+            Some(profile("s2", "south"))
+        ]
+    );
 }
 
-/// Rule writes get version latest + 1, old versions stay readable, the rule-set version
-/// grows with every write; configs are versioned the same way.
+/// Rule writes get version latest + 1 unless they carry a higher one, old versions stay
+/// readable, the rule-set version grows with every write; configs are versioned the same way.
 pub async fn rules_and_configs_are_versioned(stores: Stores) {
     let r = &stores.rules;
     assert_eq!(r.get_config(None).await.expect("no config"), None);
     let v0 = r.rule_set_version().await.expect("rule set version");
     let mut late = Rule::new("late", "financial", -25.5);
-    late.version = 7; // ignored: the store assigns versions
+    late.version = 0; // 0: always the next version
     late.status = RuleStatus::Active;
-    let stored = r.put_rule(late.clone()).await.expect("put v1");
-    assert_eq!(stored.version, 1);
+    assert_eq!(r.put_rule(late.clone()).await.expect("put v1").version, 1);
     let v1 = r.rule_set_version().await.expect("rule set version");
     assert!(v1 > v0, "rule set version must grow: {v0} then {v1}");
     let mut late2 = late.clone();
     late2.points = -30.0;
     late2.name = "Late payment".into();
+    late2.version = 1; // not above the latest: the next one
     assert_eq!(r.put_rule(late2.clone()).await.expect("put v2").version, 2);
     let v2 = r.rule_set_version().await.expect("rule set version");
     assert!(v2 > v1, "rule set version must grow: {v1} then {v2}");
+    let mut late7 = late2.clone();
+    late7.version = 7; // above the latest: kept
+    assert_eq!(r.put_rule(late7).await.expect("put v7").version, 7);
+    let v3 = r.rule_set_version().await.expect("rule set version");
+    assert!(v3 > v2, "rule set version must grow: {v2} then {v3}");
+    let mut late8 = late2.clone();
+    late8.version = 3;
+    assert_eq!(r.put_rule(late8).await.expect("put v8").version, 8);
     let alpha = Rule::new("alpha", "social", 3.0);
-    assert_eq!(r.put_rule(alpha.clone()).await.expect("put alpha").version, 1);
-    assert!(r.rule_set_version().await.expect("rule set version") > v2);
+    assert_eq!(r.put_rule(alpha).await.expect("put alpha").version, 1);
+    assert!(r.rule_set_version().await.expect("rule set version") > v3);
 
-    let latest = r.get_rule("late", None).await.expect("get").expect("latest exists");
-    assert_eq!((latest.version, latest.points, latest.name.as_str()), (2, -30.0, "Late payment"));
-    let first = r.get_rule("late", Some(1)).await.expect("get v1").expect("v1 exists");
+    let latest = r
+        .get_rule("late", None)
+        .await
+        .expect("get")
+        .expect("latest exists");
+    assert_eq!(
+        (latest.version, latest.points, latest.name.as_str()),
+        (8, -30.0, "Late payment")
+    );
+    let first = r
+        .get_rule("late", Some(1))
+        .await
+        .expect("get v1")
+        .expect("v1 exists");
     assert_eq!(first, Rule { version: 1, ..late });
+    let second = r
+        .get_rule("late", Some(2))
+        .await
+        .expect("get v2")
+        .expect("v2 exists");
+    assert_eq!(
+        second,
+        Rule {
+            version: 2,
+            ..late2
+        }
+    );
     assert_eq!(r.get_rule("late", Some(3)).await.expect("get v3"), None);
     assert_eq!(r.get_rule("nope", None).await.expect("get unknown"), None);
 
-    let ids = |rules: Vec<Rule>| rules.into_iter().map(|r| (r.id, r.version)).collect::<Vec<_>>();
+    let ids = |rules: Vec<Rule>| {
+        rules
+            .into_iter()
+            .map(|r| (r.id, r.version))
+            .collect::<Vec<_>>()
+    };
+    let late_id = |v| ("late".to_owned(), v);
     assert_eq!(
         ids(r.list_rules(false).await.expect("list latest")),
-        vec![("alpha".to_owned(), 1), ("late".to_owned(), 2)]
+        vec![("alpha".to_owned(), 1), late_id(8)]
     );
     assert_eq!(
         ids(r.list_rules(true).await.expect("list all")),
-        vec![("alpha".to_owned(), 1), ("late".to_owned(), 1), ("late".to_owned(), 2)]
+        vec![
+            ("alpha".to_owned(), 1),
+            late_id(1),
+            late_id(2),
+            late_id(7),
+            late_id(8)
+        ]
     );
 
     let config = ScoringConfig {
-        version: 99,
+        version: 0,
         baseline: 1000.5,
         ..ScoringConfig::default()
     };
-    assert_eq!(r.put_config(config.clone()).await.expect("config 1").version, 1);
+    assert_eq!(
+        r.put_config(config.clone())
+            .await
+            .expect("config 1")
+            .version,
+        1
+    );
     let second = ScoringConfig {
+        version: 5,
         baseline: 900.25,
         ..config.clone()
     };
-    assert_eq!(r.put_config(second.clone()).await.expect("config 2").version, 2);
+    assert_eq!(
+        r.put_config(second.clone())
+            .await
+            .expect("config 5")
+            .version,
+        5
+    );
+    let third = ScoringConfig {
+        version: 2,
+        baseline: 950.0,
+        ..config.clone()
+    };
+    assert_eq!(
+        r.put_config(third.clone()).await.expect("config 6").version,
+        6
+    );
     assert_eq!(
         r.get_config(None).await.expect("latest config"),
-        Some(ScoringConfig { version: 2, ..second })
+        Some(ScoringConfig {
+            version: 6,
+            ..third
+        })
     );
+    assert_eq!(r.get_config(Some(5)).await.expect("config 5"), Some(second));
     assert_eq!(
         r.get_config(Some(1)).await.expect("config 1"),
-        Some(ScoringConfig { version: 1, ..config })
+        Some(ScoringConfig {
+            version: 1,
+            ..config
+        })
     );
-    assert_eq!(r.get_config(Some(5)).await.expect("config 5"), None);
+    assert_eq!(r.get_config(Some(2)).await.expect("config 2"), None);
 }
 
 /// A commit stores the states and the offset together; states restore to the bit (but
@@ -247,19 +345,29 @@ pub async fn snapshots_commit_and_restore_exactly(stores: Stores) {
     assert_eq!(s.committed_offset(0).await.expect("offset"), 0);
     let a = state("a", 0.1 + 0.2, "C");
     let b = state("b", 1e-300, "E");
-    let c = state("c", 1999.999_999_999_9, "A");
+    let c = state("c", 1_999.999_999_999_9, "A");
     let at = ts(T0 + 42);
-    s.commit(0, 10, vec![a.clone(), b.clone()], at).await.expect("commit p0");
-    s.commit(1, 5, vec![c.clone()], at).await.expect("commit p1");
+    s.commit(0, 10, vec![a.clone(), b.clone()], at)
+        .await
+        .expect("commit p0");
+    s.commit(1, 5, vec![c.clone()], at)
+        .await
+        .expect("commit p1");
     assert_eq!(s.committed_offset(0).await.expect("offset 0"), 10);
     assert_eq!(s.committed_offset(1).await.expect("offset 1"), 5);
     assert_eq!(s.committed_offset(2).await.expect("offset 2"), 0);
 
     let mut p0 = s.load_partition(0).await.expect("load p0");
     p0.sort_by(|x, y| x.subject_id.cmp(&y.subject_id));
-    assert_eq!(p0, vec![without_digests(a.clone()), without_digests(b.clone())]);
+    assert_eq!(
+        p0,
+        vec![without_digests(a.clone()), without_digests(b.clone())]
+    );
     assert_eq!(p0[0].score.to_bits(), (0.1_f64 + 0.2).to_bits());
-    assert_eq!(s.load_partition(1).await.expect("load p1"), vec![without_digests(c.clone())]);
+    assert_eq!(
+        s.load_partition(1).await.expect("load p1"),
+        vec![without_digests(c.clone())]
+    );
 
     let got = s
         .get_snapshots(&["c".into(), "zz".into(), "a".into()])
@@ -270,7 +378,10 @@ pub async fn snapshots_commit_and_restore_exactly(stores: Stores) {
     assert_eq!(got_c.state, without_digests(c));
     assert_eq!(got_c.updated_at, at);
     assert!(got[1].is_none());
-    assert_eq!(got[2].clone().expect("a stored").state, without_digests(a.clone()));
+    assert_eq!(
+        got[2].clone().expect("a stored").state,
+        without_digests(a.clone())
+    );
 
     // A later commit replaces the state (once, not twice) and moves the offset.
     let mut a2 = a;
@@ -278,10 +389,15 @@ pub async fn snapshots_commit_and_restore_exactly(stores: Stores) {
     a2.tier = Arc::from("D");
     a2.applied_events = 10;
     let later = ts(T0 + 99);
-    s.commit(0, 20, vec![a2.clone()], later).await.expect("second commit");
+    s.commit(0, 20, vec![a2.clone()], later)
+        .await
+        .expect("second commit");
     assert_eq!(s.committed_offset(0).await.expect("offset"), 20);
     let got = s.get_snapshots(&["a".into()]).await.expect("get a");
-    assert_eq!(got[0].clone().map(|x| (x.state, x.updated_at)), Some((without_digests(a2), later)));
+    assert_eq!(
+        got[0].clone().map(|x| (x.state, x.updated_at)),
+        Some((without_digests(a2), later))
+    );
     assert_eq!(s.load_partition(0).await.expect("load p0").len(), 2);
     // An empty commit still moves the offset.
     s.commit(0, 25, vec![], later).await.expect("empty commit");
@@ -345,7 +461,10 @@ pub async fn snapshots_list_filter_page_and_count_tiers(stores: Stores) {
         ..SubjectFilter::default()
     };
     let (first, token) = list(north.clone(), Page::first(2)).await;
-    assert_eq!(first, vec![id("s1", Some("north")), id("s3", Some("north"))]);
+    assert_eq!(
+        first,
+        vec![id("s1", Some("north")), id("s3", Some("north"))]
+    );
     assert!(!token.is_empty(), "a second page exists");
     let (second, token) = list(north.clone(), Page { size: 2, token }).await;
     assert_eq!(second, vec![id("s4", Some("north"))]);
@@ -355,7 +474,10 @@ pub async fn snapshots_list_filter_page_and_count_tiers(stores: Stores) {
         tier: "B".into(),
         ..SubjectFilter::default()
     };
-    assert_eq!(list(tier_b, Page::first(0)).await.0, vec![id("s2", Some("south")), id("s4", Some("north"))]);
+    assert_eq!(
+        list(tier_b, Page::first(0)).await.0,
+        vec![id("s2", Some("south")), id("s4", Some("north"))]
+    );
     let scores = SubjectFilter {
         min_score: Some(950.0),
         max_score: Some(1150.0),
@@ -363,11 +485,21 @@ pub async fn snapshots_list_filter_page_and_count_tiers(stores: Stores) {
     };
     assert_eq!(
         list(scores, Page::first(0)).await.0,
-        vec![id("s2", Some("south")), id("s3", Some("north")), id("s5", None)]
+        vec![
+            id("s2", Some("south")),
+            id("s3", Some("north")),
+            id("s5", None)
+        ]
     );
     let bad = stores
         .snapshots
-        .list_subjects(&SubjectFilter::default(), &Page { size: 2, token: "bogus".into() })
+        .list_subjects(
+            &SubjectFilter::default(),
+            &Page {
+                size: 2,
+                token: "bogus".into(),
+            },
+        )
         .await;
     assert!(matches!(bad, Err(StorageError::Invalid(_))), "{bad:?}");
 
@@ -377,7 +509,13 @@ pub async fn snapshots_list_filter_page_and_count_tiers(stores: Stores) {
         BTreeMap::from([("B".into(), 2), ("C".into(), 2), ("E".into(), 1)])
     );
     assert_eq!(
-        counts(stores.snapshots.tier_counts("north").await.expect("tiers north")),
+        counts(
+            stores
+                .snapshots
+                .tier_counts("north")
+                .await
+                .expect("tiers north")
+        ),
         BTreeMap::from([("B".into(), 1), ("C".into(), 1), ("E".into(), 1)])
     );
 }
@@ -392,7 +530,12 @@ pub async fn archive_round_trips_filters_and_truncates(stores: Stores) {
     bare.received_at = None;
     bare.event_subtype = String::new();
     let p0 = vec![
-        archived(event("e3", "s1", "financial", T0 + 3 * HOUR + 1), 0, 0, true),
+        archived(
+            event("e3", "s1", "financial", T0 + 3 * HOUR + 1),
+            0,
+            0,
+            true,
+        ),
         archived(event("e1", "s1", "financial", T0 + HOUR), 0, 1, true),
         archived(event("e2", "s1", "social", T0 + HOUR), 0, 2, false),
         archived(event("e4", "s1", "financial", T0 + 4 * HOUR), 0, 3, true),
@@ -418,17 +561,31 @@ pub async fn archive_round_trips_filters_and_truncates(stores: Stores) {
         "exact round trip, ordered by occurred_at then event id"
     );
 
-    let ids = |items: Vec<ArchivedEvent>| items.into_iter().map(|e| e.event.event_id).collect::<Vec<_>>();
+    let ids = |items: Vec<ArchivedEvent>| {
+        items
+            .into_iter()
+            .map(|e| e.event.event_id)
+            .collect::<Vec<_>>()
+    };
     let filter = EventFilter {
         subject_id: "s1".into(),
         event_type: "financial".into(),
         from: Some(ts(T0 + HOUR)),
         to: Some(ts(T0 + 4 * HOUR)),
     };
-    let page = a.list_events(&filter, &Page::first(1)).await.expect("filtered");
+    let page = a
+        .list_events(&filter, &Page::first(1))
+        .await
+        .expect("filtered");
     assert_eq!(ids(page.items), vec!["e1"]);
     let page = a
-        .list_events(&filter, &Page { size: 1, token: page.next_token })
+        .list_events(
+            &filter,
+            &Page {
+                size: 1,
+                token: page.next_token,
+            },
+        )
         .await
         .expect("page 2");
     assert_eq!(ids(page.items), vec!["e3"], "to is exclusive");
@@ -443,7 +600,15 @@ pub async fn archive_round_trips_filters_and_truncates(stores: Stores) {
     assert_eq!(a.truncate_events(0, 2).await.expect("truncate again"), 0);
 }
 
-fn point(subject: &str, event_type: &str, region: &str, at: i64, delta: f64, changes: u32, offset: u64) -> ScorePoint {
+fn point(
+    subject: &str,
+    event_type: &str,
+    region: &str,
+    at: i64,
+    delta: f64,
+    changes: u32,
+    offset: u64,
+) -> ScorePoint {
     ScorePoint {
         subject_id: subject.into(),
         event_id: format!("{subject}-{offset}"),
@@ -473,7 +638,10 @@ fn change(subject: &str, rule: &str, at: i64, delta: f64) -> ScoreChange {
         at: ts(at),
         reason: Arc::from(format!("because {rule}")),
         inputs: BTreeMap::from([
-            ("subject.flags".to_owned(), Value::List(vec![Value::String("vip".into())])),
+            (
+                "subject.flags".to_owned(),
+                Value::List(vec![Value::String("vip".into())]),
+            ),
             ("list.block".to_owned(), Value::Bool(false)),
             ("association".to_owned(), Value::Number(0.1 + 0.7)),
         ]),
@@ -497,7 +665,9 @@ pub async fn series_history_changes_and_aggregates(stores: Stores) {
         (1, change("s1", "social", T0 + HOUR + 1, 4.25)),
         (2, change("s2", "fin", T0 + 20, 2.0)),
     ];
-    s.append_scores(0, points.clone(), changes.clone()).await.expect("append");
+    s.append_scores(0, points.clone(), changes.clone())
+        .await
+        .expect("append");
 
     let history = s
         .score_history("s1", TimeRange::default(), &Page::first(2))
@@ -505,13 +675,27 @@ pub async fn series_history_changes_and_aggregates(stores: Stores) {
         .expect("history");
     assert_eq!(history.items, vec![points[3].clone(), points[0].clone()]);
     let rest = s
-        .score_history("s1", TimeRange::default(), &Page { size: 2, token: history.next_token })
+        .score_history(
+            "s1",
+            TimeRange::default(),
+            &Page {
+                size: 2,
+                token: history.next_token,
+            },
+        )
         .await
         .expect("history page 2");
     assert_eq!(rest.items, vec![points[1].clone()]);
     assert!(rest.next_token.is_empty());
     let ranged = s
-        .score_history("s1", TimeRange { from: Some(ts(T0 + 10)), to: Some(ts(T0 + HOUR + 1)) }, &Page::first(0))
+        .score_history(
+            "s1",
+            TimeRange {
+                from: Some(ts(T0 + 10)),
+                to: Some(ts(T0 + HOUR + 1)),
+            },
+            &Page::first(0),
+        )
         .await
         .expect("ranged history");
     assert_eq!(ranged.items, vec![points[0].clone()]);
@@ -520,21 +704,37 @@ pub async fn series_history_changes_and_aggregates(stores: Stores) {
         .score_changes("s1", TimeRange::default(), &Page::first(0))
         .await
         .expect("changes");
-    assert_eq!(got.items, vec![changes[0].1.clone(), changes[1].1.clone(), changes[2].1.clone()]);
+    assert_eq!(
+        got.items,
+        vec![
+            changes[0].1.clone(),
+            changes[1].1.clone(),
+            changes[2].1.clone()
+        ]
+    );
     let got = s
-        .score_changes("s1", TimeRange { from: Some(ts(T0 + HOUR)), to: None }, &Page::first(0))
+        .score_changes(
+            "s1",
+            TimeRange {
+                from: Some(ts(T0 + HOUR)),
+                to: None,
+            },
+            &Page::first(0),
+        )
         .await
         .expect("ranged changes");
     assert_eq!(got.items, vec![changes[2].1.clone()]);
 
-    let row = |start: i64, key: &str, events: u64, changes: u64, sum: f64, pos: f64, neg: f64| pb::AggregateRow {
-        window_start: Some(pb_ts(start)),
-        key: key.into(),
-        events,
-        changes,
-        delta_sum: sum,
-        delta_positive: pos,
-        delta_negative: neg,
+    let row = |start: i64, key: &str, events: u64, changes: u64, sum: f64, pos: f64, neg: f64| {
+        pb::AggregateRow {
+            window_start: Some(pb_ts(start)),
+            key: key.into(),
+            events,
+            changes,
+            delta_sum: sum,
+            delta_positive: pos,
+            delta_negative: neg,
+        }
     };
     let query = crate::AggregateQuery {
         window: pb::AggregateWindow::Hour,
@@ -557,10 +757,19 @@ pub async fn series_history_changes_and_aggregates(stores: Stores) {
     let paged = s.aggregates(&query, &Page::first(3)).await.expect("paged");
     assert_eq!(paged.items.len(), 3);
     let last = s
-        .aggregates(&query, &Page { size: 3, token: paged.next_token })
+        .aggregates(
+            &query,
+            &Page {
+                size: 3,
+                token: paged.next_token,
+            },
+        )
         .await
         .expect("last page");
-    assert_eq!(last.items, vec![row(T0 + 25 * HOUR, "s2", 1, 3, -1.0, 0.0, -1.0)]);
+    assert_eq!(
+        last.items,
+        vec![row(T0 + 25 * HOUR, "s2", 1, 3, -1.0, 0.0, -1.0)]
+    );
 
     let daily = crate::AggregateQuery {
         window: pb::AggregateWindow::Day,
@@ -569,23 +778,47 @@ pub async fn series_history_changes_and_aggregates(stores: Stores) {
         ..query.clone()
     };
     assert_eq!(
-        s.aggregates(&daily, &Page::first(0)).await.expect("daily").items,
-        vec![row(T0, "financial", 3, 3, -8.0, 2.5, -10.5), row(T0 + 24 * HOUR, "financial", 1, 3, -1.0, 0.0, -1.0)]
+        s.aggregates(&daily, &Page::first(0))
+            .await
+            .expect("daily")
+            .items,
+        vec![
+            row(T0, "financial", 3, 3, -8.0, 2.5, -10.5),
+            row(T0 + 24 * HOUR, "financial", 1, 3, -1.0, 0.0, -1.0)
+        ]
     );
     let by_region = crate::AggregateQuery {
         window: pb::AggregateWindow::Day,
         group_by: pb::AggregateGroupBy::Region,
         region: "north".into(),
-        range: TimeRange { from: Some(ts(T0 + 10)), to: None },
+        range: TimeRange {
+            from: Some(ts(T0 + 10)),
+            to: None,
+        },
         ..query.clone()
     };
     assert_eq!(
-        s.aggregates(&by_region, &Page::first(0)).await.expect("by region").items,
+        s.aggregates(&by_region, &Page::first(0))
+            .await
+            .expect("by region")
+            .items,
         vec![row(T0, "north", 2, 3, -6.25, 4.25, -10.5)]
     );
     for (bad, field) in [
-        (crate::AggregateQuery { window: pb::AggregateWindow::Unspecified, ..query.clone() }, "window"),
-        (crate::AggregateQuery { group_by: pb::AggregateGroupBy::Unspecified, ..query.clone() }, "group_by"),
+        (
+            crate::AggregateQuery {
+                window: pb::AggregateWindow::Unspecified,
+                ..query.clone()
+            },
+            "window",
+        ),
+        (
+            crate::AggregateQuery {
+                group_by: pb::AggregateGroupBy::Unspecified,
+                ..query.clone()
+            },
+            "group_by",
+        ),
     ] {
         match s.aggregates(&bad, &Page::first(0)).await {
             Err(StorageError::Invalid(msg)) => assert!(msg.contains(field), "{msg}"),
@@ -635,7 +868,11 @@ pub async fn graph_neighbors_paths_and_updates(stores: Stores) {
     assert_eq!(written, 5);
     let neighbors = |depth: u32, kinds: Vec<i32>, limit: usize| {
         let g = g.clone();
-        async move { g.neighbors("a", depth, &kinds, limit).await.expect("neighbors") }
+        async move {
+            g.neighbors("a", depth, &kinds, limit)
+                .await
+                .expect("neighbors")
+        }
     };
     let summary = |(n, truncated): (Vec<pb::Neighbor>, bool)| {
         (
@@ -649,7 +886,13 @@ pub async fn graph_neighbors_paths_and_updates(stores: Stores) {
     let (f, fa, co) = (Friend as i32, Family as i32, Colleague as i32);
     assert_eq!(
         summary(neighbors(1, vec![], 100).await),
-        (vec![("b".into(), 1, f, 0.5, s(&["b"])), ("d".into(), 1, co, 0.9, s(&["d"]))], false)
+        (
+            vec![
+                ("b".into(), 1, f, 0.5, s(&["b"])),
+                ("d".into(), 1, co, 0.9, s(&["d"]))
+            ],
+            false
+        )
     );
     let two = summary(neighbors(2, vec![], 100).await);
     assert_eq!(
@@ -659,34 +902,85 @@ pub async fn graph_neighbors_paths_and_updates(stores: Stores) {
     );
     assert_eq!(two.0.len(), 3);
     let three = summary(neighbors(3, vec![], 100).await);
-    assert_eq!(three.0.iter().map(|n| n.0.as_str()).collect::<Vec<_>>(), ["b", "d", "c", "e"]);
-    assert_eq!(three.0[3], ("e".into(), 3, f, 0.9 * 0.8 * 1.0, s(&["d", "c", "e"])));
+    assert_eq!(
+        three.0.iter().map(|n| n.0.as_str()).collect::<Vec<_>>(),
+        ["b", "d", "c", "e"]
+    );
+    assert_eq!(
+        three.0[3],
+        ("e".into(), 3, f, 0.9 * 0.8 * 1.0, s(&["d", "c", "e"]))
+    );
     let limited = summary(neighbors(3, vec![], 2).await);
     assert_eq!((limited.0.len(), limited.1), (2, true));
-    assert_eq!(summary(neighbors(3, vec![f], 100).await).0, vec![("b".into(), 1, f, 0.5, s(&["b"]))]);
-    assert!(g.neighbors("nobody", 2, &[], 10).await.expect("unknown").0.is_empty());
+    assert_eq!(
+        summary(neighbors(3, vec![f], 100).await).0,
+        vec![("b".into(), 1, f, 0.5, s(&["b"]))]
+    );
+    assert!(
+        g.neighbors("nobody", 2, &[], 10)
+            .await
+            .expect("unknown")
+            .0
+            .is_empty()
+    );
 
     let steps = |p: Option<Vec<pb::PathStep>>| {
-        p.map(|steps| steps.into_iter().map(|s| (s.subject_id, s.kind, s.weight)).collect::<Vec<_>>())
+        p.map(|steps| {
+            steps
+                .into_iter()
+                .map(|s| (s.subject_id, s.kind, s.weight))
+                .collect::<Vec<_>>()
+        })
     };
     assert_eq!(
         steps(g.find_path("a", "e", 6, &[]).await.expect("path")),
-        Some(vec![("d".into(), co, 0.9), ("c".into(), f, 0.8), ("e".into(), f, 1.0)])
+        Some(vec![
+            ("d".into(), co, 0.9),
+            ("c".into(), f, 0.8),
+            ("e".into(), f, 1.0)
+        ])
     );
-    assert_eq!(steps(g.find_path("a", "e", 2, &[]).await.expect("too short")), None);
-    assert_eq!(steps(g.find_path("a", "e", 6, &[co]).await.expect("colleagues only")), None);
-    assert_eq!(steps(g.find_path("a", "zz", 6, &[]).await.expect("unknown")), None);
+    assert_eq!(
+        steps(g.find_path("a", "e", 2, &[]).await.expect("too short")),
+        None
+    );
+    assert_eq!(
+        steps(
+            g.find_path("a", "e", 6, &[co])
+                .await
+                .expect("colleagues only")
+        ),
+        None
+    );
+    assert_eq!(
+        steps(g.find_path("a", "zz", 6, &[]).await.expect("unknown")),
+        None
+    );
 
     // Replace a-d (given the other way round): the path through b becomes the heavier.
-    g.put_relations(vec![relation("d", "a", Colleague, 0.1)]).await.expect("replace");
+    g.put_relations(vec![relation("d", "a", Colleague, 0.1)])
+        .await
+        .expect("replace");
     assert_eq!(
         steps(g.find_path("e", "a", 6, &[]).await.expect("path back")),
-        Some(vec![("c".into(), f, 1.0), ("b".into(), fa, 1.0), ("a".into(), f, 0.5)])
+        Some(vec![
+            ("c".into(), f, 1.0),
+            ("b".into(), fa, 1.0),
+            ("a".into(), f, 0.5)
+        ])
     );
     let removed = g
         .remove_relations(vec![
-            RelationKey { subject_id: "b".into(), other_subject_id: "c".into(), kind: fa },
-            RelationKey { subject_id: "a".into(), other_subject_id: "b".into(), kind: co },
+            RelationKey {
+                subject_id: "b".into(),
+                other_subject_id: "c".into(),
+                kind: fa,
+            },
+            RelationKey {
+                subject_id: "a".into(),
+                other_subject_id: "b".into(),
+                kind: co,
+            },
         ])
         .await
         .expect("remove");
@@ -694,6 +988,28 @@ pub async fn graph_neighbors_paths_and_updates(stores: Stores) {
     assert_eq!(
         steps(g.find_path("a", "c", 3, &[]).await.expect("path")),
         Some(vec![("d".into(), co, 0.1), ("c".into(), f, 0.8)])
+    );
+    // Kind 0 removes every kind between the two.
+    g.put_relations(vec![relation("a", "d", Friend, 0.3)])
+        .await
+        .expect("second kind");
+    let removed = g
+        .remove_relations(vec![RelationKey {
+            subject_id: "d".into(),
+            other_subject_id: "a".into(),
+            kind: 0,
+        }])
+        .await
+        .expect("remove all kinds");
+    assert_eq!(removed, 2, "colleague and friend between a and d");
+    assert_eq!(
+        steps(g.find_path("a", "c", 3, &[]).await.expect("no path")),
+        None
+    );
+    let (left, _) = g.neighbors("a", 3, &[], 10).await.expect("neighbors");
+    assert_eq!(
+        left.into_iter().map(|n| n.subject_id).collect::<Vec<_>>(),
+        ["b"]
     );
 }
 
@@ -718,7 +1034,10 @@ pub async fn lists_filter_expire_and_page(stores: Stores) {
     assert!(l.put_entry(expired.clone()).await.expect("put"));
     assert!(l.put_entry(allow.clone()).await.expect("put"));
     assert!(l.put_entry(entry("s2", Block, None)).await.expect("put"));
-    assert!(!l.put_entry(live.clone()).await.expect("replace"), "replacing is not new");
+    assert!(
+        !l.put_entry(live.clone()).await.expect("replace"),
+        "replacing is not new"
+    );
 
     let list = |filter: ListFilter, page: Page| {
         let l = l.clone();
@@ -728,21 +1047,38 @@ pub async fn lists_filter_expire_and_page(stores: Stores) {
         now: Some(ts(now)),
         ..ListFilter::default()
     };
-    assert_eq!(list(at_now.clone(), Page::first(0)).await.items, vec![allow.clone(), live.clone()]);
+    assert_eq!(
+        list(at_now.clone(), Page::first(0)).await.items,
+        vec![allow.clone(), live.clone()]
+    );
     let everything = ListFilter {
         include_expired: true,
         ..at_now.clone()
     };
     let first = list(everything.clone(), Page::first(2)).await;
-    assert_eq!(first.items, vec![expired.clone(), allow.clone()], "subject then kind");
-    let second = list(everything.clone(), Page { size: 2, token: first.next_token }).await;
+    assert_eq!(
+        first.items,
+        vec![expired.clone(), allow.clone()],
+        "subject then kind"
+    );
+    let second = list(
+        everything.clone(),
+        Page {
+            size: 2,
+            token: first.next_token,
+        },
+    )
+    .await;
     assert_eq!(second.items, vec![live.clone()]);
     assert!(second.next_token.is_empty());
     let blocks = ListFilter {
         kind: Block as i32,
         ..everything.clone()
     };
-    assert_eq!(list(blocks, Page::first(0)).await.items, vec![expired.clone(), live.clone()]);
+    assert_eq!(
+        list(blocks, Page::first(0)).await.items,
+        vec![expired.clone(), live.clone()]
+    );
     let s2 = ListFilter {
         subject_id: "s2".into(),
         ..at_now
@@ -755,8 +1091,15 @@ pub async fn lists_filter_expire_and_page(stores: Stores) {
         .expect("entries for");
     assert_eq!(for_subjects, vec![vec![expired, allow], vec![], vec![live]]);
     assert!(l.remove_entry("s1", Block as i32).await.expect("remove"));
-    assert!(!l.remove_entry("s1", Block as i32).await.expect("remove again"));
-    assert_eq!(l.entries_for(&["s1".into()]).await.expect("after remove")[0].len(), 1);
+    assert!(
+        !l.remove_entry("s1", Block as i32)
+            .await
+            .expect("remove again")
+    );
+    assert_eq!(
+        l.entries_for(&["s1".into()]).await.expect("after remove")[0].len(),
+        1
+    );
 }
 
 /// Decodes an analytics result: (column names, rows as text).
@@ -800,13 +1143,21 @@ pub async fn analytics_answers_arrow_ipc(stores: Stores) {
         .expect("profiles");
     stores
         .archive
-        .append_events(vec![archived(event("e1", "s1", "financial", T0 + 1), 0, 0, true)])
+        .append_events(vec![archived(
+            event("e1", "s1", "financial", T0 + 1),
+            0,
+            0,
+            true,
+        )])
         .await
         .expect("archive");
     let a = &stores.analytics;
     let long = Duration::from_secs(30);
     let result = a
-        .run_sql("SELECT subject_id, region FROM profiles ORDER BY subject_id", limits(100, long))
+        .run_sql(
+            "SELECT subject_id, region FROM profiles ORDER BY subject_id",
+            limits(100, long),
+        )
         .await
         .expect("select");
     assert_eq!((result.rows, result.truncated), (2, false));
@@ -814,19 +1165,32 @@ pub async fn analytics_answers_arrow_ipc(stores: Stores) {
         decode(&result.ipc),
         (
             vec!["subject_id".to_owned(), "region".to_owned()],
-            vec![vec!["s1".to_owned(), "north".to_owned()], vec!["s2".to_owned(), "south".to_owned()]]
+            vec![
+                vec!["s1".to_owned(), "north".to_owned()],
+                vec!["s2".to_owned(), "south".to_owned()]
+            ]
         )
     );
     let result = a
-        .run_sql("SELECT event_id, occurred_at FROM events", limits(100, long))
+        .run_sql(
+            "SELECT event_id, occurred_at FROM events",
+            limits(100, long),
+        )
         .await
         .expect("events view");
     let (_, rows) = decode(&result.ipc);
     assert_eq!(rows.len(), 1);
-    assert!(rows[0][1].starts_with("2026-01-01T00:00:00.000000001"), "a timestamp: {}", rows[0][1]);
+    assert!(
+        rows[0][1].starts_with("2026-01-01T00:00:00.000000001"),
+        "a timestamp: {}",
+        rows[0][1]
+    );
 
     let empty = a
-        .run_sql("SELECT subject_id FROM profiles WHERE false", limits(100, long))
+        .run_sql(
+            "SELECT subject_id FROM profiles WHERE false",
+            limits(100, long),
+        )
         .await
         .expect("no rows");
     assert_eq!((empty.rows, empty.truncated), (0, false));
@@ -855,7 +1219,10 @@ pub async fn analytics_answers_arrow_ipc(stores: Stores) {
         "rules",
     ] {
         let r = a
-            .run_sql(&format!("SELECT count(*) AS n FROM {view}"), limits(10, long))
+            .run_sql(
+                &format!("SELECT count(*) AS n FROM {view}"),
+                limits(10, long),
+            )
             .await
             .unwrap_or_else(|e| panic!("view {view}: {e}"));
         assert_eq!(r.rows, 1, "view {view}");
@@ -895,7 +1262,11 @@ pub async fn analytics_refuses_writes_files_and_slow_queries(stores: Stores) {
         .run_sql("SELECT count(*) FROM profiles", limits(10, long))
         .await
         .expect("count");
-    assert_eq!(decode(&still.ipc).1, vec![vec!["1".to_owned()]], "nothing was deleted");
+    assert_eq!(
+        decode(&still.ipc).1,
+        vec![vec!["1".to_owned()]],
+        "nothing was deleted"
+    );
 
     let started = Instant::now();
     let slow = a
@@ -908,9 +1279,15 @@ pub async fn analytics_refuses_writes_files_and_slow_queries(stores: Stores) {
         Err(StorageError::LimitExceeded(msg)) => assert!(msg.contains("cancelled"), "{msg}"),
         other => panic!("expected a cancelled query, got {other:?}"),
     }
-    assert!(started.elapsed() < Duration::from_secs(10), "cancelled promptly: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "cancelled promptly: {:?}",
+        started.elapsed()
+    );
     // The store still answers after a cancelled query.
-    a.run_sql("SELECT 1", limits(10, long)).await.expect("after cancel");
+    a.run_sql("SELECT 1", limits(10, long))
+        .await
+        .expect("after cancel");
 }
 
 /// Expands every check of the suite into a test for one backend. `$open` is an async

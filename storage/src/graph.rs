@@ -21,7 +21,8 @@ pub struct RelationKey {
 pub trait Graph: Send + Sync {
     /// Creates or replaces relations (already validated); returns how many were written.
     async fn put_relations(&self, relations: Vec<pb::Relation>) -> Result<u32>;
-    /// Removes relations; returns how many existed.
+    /// Removes relations; a key of kind 0 (UNSPECIFIED) removes every kind between the two.
+    /// Returns how many relations existed.
     async fn remove_relations(&self, keys: Vec<RelationKey>) -> Result<u32>;
     /// Subjects within `depth` hops (1..=3), each once at its smallest depth, nearest first
     /// then by id; `path_weight` is the product of the weights along the path found (the

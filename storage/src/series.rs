@@ -24,7 +24,7 @@ pub struct ScorePoint {
     pub score: f64,
     /// Tier after the event.
     pub tier: String,
-    /// Score after minus score before (decay included).
+    /// The sum of the rule deltas of the event (decay is not in it).
     pub delta: f64,
     /// Number of score changes (rule applications) the event made.
     pub changes: u32,

@@ -40,25 +40,36 @@ async fn a_reopen_keeps_everything_acknowledged() {
         flags: vec!["vip".into()],
         consent: [("marketing".to_owned(), true)].into(),
         attributes: [("k".to_owned(), "v".to_owned())].into(),
-        updated_at: Some(prost_types::Timestamp { seconds: 1_767_225_600, nanos: 5 }),
+        updated_at: Some(prost_types::Timestamp {
+            seconds: 1_767_225_600,
+            nanos: 5,
+        }),
         ..pb::Profile::default()
     };
     let mut state = SubjectState::new("s1", 0.1 + 0.2, Arc::from("C"), ts(t0));
     state.last_event_id = "e1".into();
     state.applied_events = 3;
     state.config_version = 2;
-    state.rules = vec![RuleHistory::new(Arc::from("late"), vec![ts(t0 - 1), ts(t0)])];
+    state.rules = vec![RuleHistory::new(
+        Arc::from("late"),
+        vec![ts(t0 - 1), ts(t0)],
+    )];
     let mut payload = prost_types::Struct::default();
     payload.fields.insert(
         "days_late".into(),
-        prost_types::Value { kind: Some(prost_types::value::Kind::NumberValue(0.1 + 0.7)) },
+        prost_types::Value {
+            kind: Some(prost_types::value::Kind::NumberValue(0.1 + 0.7)),
+        },
     );
     let event = ArchivedEvent {
         event: pb::Event {
             event_id: "e1".into(),
             subject_id: "s1".into(),
             event_type: "financial".into(),
-            occurred_at: Some(prost_types::Timestamp { seconds: 1_767_225_600, nanos: 123_456_789 }),
+            occurred_at: Some(prost_types::Timestamp {
+                seconds: 1_767_225_600,
+                nanos: 123_456_789,
+            }),
             payload: Some(payload),
             ..pb::Event::default()
         },
@@ -91,7 +102,7 @@ async fn a_reopen_keeps_everything_acknowledged() {
         factor: 1.0,
         at: ts(t0),
         reason: Arc::from("Late"),
-        inputs: Default::default(),
+        inputs: std::collections::BTreeMap::new(),
     };
     let relation = pb::Relation {
         subject_id: "s1".into(),
@@ -105,16 +116,31 @@ async fn a_reopen_keeps_everything_acknowledged() {
         kind: pb::ListKind::Block as i32,
         reason: "fraud".into(),
         expires_at: None,
-        created_at: Some(prost_types::Timestamp { seconds: 1, nanos: 2 }),
+        created_at: Some(prost_types::Timestamp {
+            seconds: 1,
+            nanos: 2,
+        }),
     };
     let rule = Rule::new("late", "financial", -20.0);
     {
         let stores = open(&dir);
-        stores.profiles.upsert_profiles(vec![profile.clone()]).await.unwrap();
+        stores
+            .profiles
+            .upsert_profiles(vec![profile.clone()])
+            .await
+            .unwrap();
         stores.rules.put_rule(rule.clone()).await.unwrap();
         stores.rules.put_rule(rule.clone()).await.unwrap();
-        stores.rules.put_config(ScoringConfig::default()).await.unwrap();
-        stores.archive.append_events(vec![event.clone()]).await.unwrap();
+        stores
+            .rules
+            .put_config(ScoringConfig::default())
+            .await
+            .unwrap();
+        stores
+            .archive
+            .append_events(vec![event.clone()])
+            .await
+            .unwrap();
         stores
             .series
             .append_scores(2, vec![point.clone()], vec![(7, change.clone())])
@@ -122,37 +148,97 @@ async fn a_reopen_keeps_everything_acknowledged() {
             .unwrap();
         stores.graph.put_relations(vec![relation]).await.unwrap();
         stores.lists.put_entry(entry.clone()).await.unwrap();
-        stores.snapshots.commit(2, 8, vec![state.clone()], ts(t0 + 1)).await.unwrap();
+        stores
+            .snapshots
+            .commit(2, 8, vec![state.clone()], ts(t0 + 1))
+            .await
+            .unwrap();
     }
     let stores = open(&dir);
-    assert_eq!(stores.profiles.get_profiles(&["s1".into()]).await.unwrap(), vec![Some(profile)]);
+    assert_eq!(
+        stores.profiles.get_profiles(&["s1".into()]).await.unwrap(),
+        vec![Some(profile)]
+    );
     assert_eq!(stores.rules.rule_set_version().await.unwrap(), 2);
-    assert_eq!(stores.rules.get_rule("late", None).await.unwrap().unwrap().version, 2);
+    assert_eq!(
+        stores
+            .rules
+            .get_rule("late", None)
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        2
+    );
     // Versions continue from what was stored.
     assert_eq!(stores.rules.put_rule(rule).await.unwrap().version, 3);
-    assert_eq!(stores.rules.get_config(None).await.unwrap().unwrap().version, 1);
+    assert_eq!(
+        stores
+            .rules
+            .get_config(None)
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        1
+    );
     assert_eq!(stores.snapshots.committed_offset(2).await.unwrap(), 8);
     let restored = stores.snapshots.load_partition(2).await.unwrap();
     assert_eq!(restored, vec![state.clone()]);
     assert_eq!(restored[0].score.to_bits(), state.score.to_bits());
-    let snap = stores.snapshots.get_snapshots(&["s1".into()]).await.unwrap()[0].clone().unwrap();
+    let snap = stores
+        .snapshots
+        .get_snapshots(&["s1".into()])
+        .await
+        .unwrap()[0]
+        .clone()
+        .unwrap();
     assert_eq!(snap.updated_at, ts(t0 + 1));
-    let events = stores.archive.list_events(&EventFilter::default(), &Page::first(0)).await.unwrap();
+    let events = stores
+        .archive
+        .list_events(&EventFilter::default(), &Page::first(0))
+        .await
+        .unwrap();
     assert_eq!(events.items, vec![event]);
-    let history = stores.series.score_history("s1", TimeRange::default(), &Page::first(0)).await.unwrap();
+    let history = stores
+        .series
+        .score_history("s1", TimeRange::default(), &Page::first(0))
+        .await
+        .unwrap();
     assert_eq!(history.items, vec![point]);
-    let changes = stores.series.score_changes("s1", TimeRange::default(), &Page::first(0)).await.unwrap();
+    let changes = stores
+        .series
+        .score_changes("s1", TimeRange::default(), &Page::first(0))
+        .await
+        .unwrap();
     assert_eq!(changes.items, vec![change]);
     let (neighbours, _) = stores.graph.neighbors("s2", 1, &[], 10).await.unwrap();
     assert_eq!(neighbours.len(), 1);
-    assert_eq!((neighbours[0].subject_id.as_str(), neighbours[0].path_weight), ("s1", 0.25));
-    let filter = ListFilter { include_expired: true, ..ListFilter::default() };
-    assert_eq!(stores.lists.list_entries(&filter, &Page::first(0)).await.unwrap().items, vec![entry]);
+    assert_eq!(
+        (neighbours[0].subject_id.as_str(), neighbours[0].path_weight),
+        ("s1", 0.25)
+    );
+    let filter = ListFilter {
+        include_expired: true,
+        ..ListFilter::default()
+    };
+    assert_eq!(
+        stores
+            .lists
+            .list_entries(&filter, &Page::first(0))
+            .await
+            .unwrap()
+            .items,
+        vec![entry]
+    );
     let counted = stores
         .analytics
         .run_sql(
             "SELECT (SELECT count(*) FROM events) + (SELECT count(*) FROM snapshots) AS n",
-            QueryLimits { max_rows: 10, timeout: std::time::Duration::from_secs(30) },
+            QueryLimits {
+                max_rows: 10,
+                timeout: std::time::Duration::from_secs(30),
+            },
         )
         .await
         .unwrap();

@@ -362,7 +362,7 @@ async fn worked_example_scores_as_documented_and_reads_back_everywhere() {
         .collect();
     assert_eq!(ids, ["e-004", "e-005"], "from inclusive, to exclusive");
 
-    // --- GetScoreHistory: one point per event that changed the score
+    // --- GetScoreHistory: one point per scored event (delta = sum of its rule deltas)
     let history = query
         .get_score_history(pb::GetScoreHistoryRequest {
             subject_id: S1.into(),
@@ -380,9 +380,11 @@ async fn worked_example_scores_as_documented_and_reads_back_everywhere() {
         points,
         [
             ("e-001", 950.0, "C", -50.0),
+            ("e-002", 950.0, "C", 0.0),
             ("e-003", 850.0, "D", -100.0),
             ("e-004", 870.0, "D", 20.0),
             ("e-005", 890.0, "D", 20.0),
+            ("e-006", 890.0, "D", 0.0),
             ("e-007", 910.0, "C", 20.0),
         ]
     );

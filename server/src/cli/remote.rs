@@ -46,13 +46,23 @@ async fn latest_rules(client: &mut ScoringServiceClient<Channel>) -> anyhow::Res
     }
 }
 
-/// Equal apart from the version the store gives.
+/// Equal apart from what the store sets (version, time of the write).
 fn same_rule(a: &Rule, b: &Rule) -> bool {
-    Rule { version: 0, ..a.clone() } == Rule { version: 0, ..b.clone() }
+    let bare = |r: &Rule| Rule {
+        version: 0,
+        updated_at: None,
+        ..r.clone()
+    };
+    bare(a) == bare(b)
 }
 
 fn same_config(a: &ScoringConfig, b: &ScoringConfig) -> bool {
-    ScoringConfig { version: 0, ..a.clone() } == ScoringConfig { version: 0, ..b.clone() }
+    let bare = |c: &ScoringConfig| ScoringConfig {
+        version: 0,
+        updated_at: None,
+        ..c.clone()
+    };
+    bare(a) == bare(b)
 }
 
 /// Makes the node's rules and config match a rule file: a changed rule gets a new version,

@@ -117,8 +117,11 @@ impl GraphService for GraphApi {
                     "relations[{i}]: subject_id and other_subject_id are required"
                 )));
             }
-            if let Some(problem) = kind_problem(&format!("relations[{i}].kind"), k.kind) {
-                return Err(Status::invalid_argument(problem));
+            // UNSPECIFIED removes every kind between the two.
+            if k.kind != 0 {
+                if let Some(problem) = kind_problem(&format!("relations[{i}].kind"), k.kind) {
+                    return Err(Status::invalid_argument(problem));
+                }
             }
             checked.push(RelationKey {
                 subject_id: k.subject_id,

@@ -115,8 +115,8 @@ fn profile_problem(p: &pb::Profile) -> Option<String> {
     if p.subject_id.is_empty() {
         return Some("subject_id: is required".into());
     }
-    if p.subject_id.len() > 256 {
-        return Some("subject_id: longer than 256 bytes".into());
+    if p.subject_id.len() > 128 {
+        return Some("subject_id: longer than 128 bytes".into());
     }
     if p.birth_year != 0 && !(1900..=2100).contains(&p.birth_year) {
         return Some(format!("birth_year: {} is not in 1900..=2100", p.birth_year));

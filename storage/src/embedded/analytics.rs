@@ -4,10 +4,10 @@
 //! and never waits on the writer's mutex), runs inside a transaction that is always rolled
 //! back, and is interrupted through the connection's handle when its time is up.
 
-use async_trait::async_trait;
-use duckdb::Connection;
 use arrow::ipc::writer::StreamWriter;
 use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+use duckdb::Connection;
 
 use crate::analytics::{Analytics, AnalyticsResult, QueryLimits};
 use crate::embedded::duck::{Ctx, Duck};

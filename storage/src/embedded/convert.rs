@@ -131,21 +131,56 @@ mod tests {
             assert_eq!(nanos(&timestamp(n), "t").unwrap(), n);
         }
         let mut inner = Struct::default();
-        inner
-            .fields
-            .insert("x".into(), Value { kind: Some(Kind::NumberValue(0.1 + 0.2)) });
+        inner.fields.insert(
+            "x".into(),
+            Value {
+                kind: Some(Kind::NumberValue(0.1 + 0.2)),
+            },
+        );
         let mut s = Struct::default();
-        s.fields.insert("n".into(), Value { kind: Some(Kind::NumberValue(45.0)) });
-        s.fields.insert("tiny".into(), Value { kind: Some(Kind::NumberValue(5e-324)) });
-        s.fields.insert("s".into(), Value { kind: Some(Kind::StringValue("é\"".into())) });
-        s.fields.insert("b".into(), Value { kind: Some(Kind::BoolValue(true)) });
-        s.fields.insert("z".into(), Value { kind: Some(Kind::NullValue(0)) });
-        s.fields.insert("m".into(), Value { kind: Some(Kind::StructValue(inner)) });
+        s.fields.insert(
+            "n".into(),
+            Value {
+                kind: Some(Kind::NumberValue(45.0)),
+            },
+        );
+        s.fields.insert(
+            "tiny".into(),
+            Value {
+                kind: Some(Kind::NumberValue(5e-324)),
+            },
+        );
+        s.fields.insert(
+            "s".into(),
+            Value {
+                kind: Some(Kind::StringValue("é\"".into())),
+            },
+        );
+        s.fields.insert(
+            "b".into(),
+            Value {
+                kind: Some(Kind::BoolValue(true)),
+            },
+        );
+        s.fields.insert(
+            "z".into(),
+            Value {
+                kind: Some(Kind::NullValue(0)),
+            },
+        );
+        s.fields.insert(
+            "m".into(),
+            Value {
+                kind: Some(Kind::StructValue(inner)),
+            },
+        );
         s.fields.insert(
             "l".into(),
             Value {
                 kind: Some(Kind::ListValue(ListValue {
-                    values: vec![Value { kind: Some(Kind::NumberValue(-2.5)) }],
+                    values: vec![Value {
+                        kind: Some(Kind::NumberValue(-2.5)),
+                    }],
                 })),
             },
         );

@@ -42,20 +42,22 @@ impl Adjacency {
         }
     }
 
-    /// Removes the relation (a, b, kind); whether it existed.
-    fn remove(&mut self, a: &str, b: &str, kind: i32) -> bool {
-        let mut existed = false;
+    /// Removes the relation (a, b, kind), or every kind between a and b for kind 0; how
+    /// many relations existed.
+    fn remove(&mut self, a: &str, b: &str, kind: i32) -> u32 {
+        let mut removed = 0;
         for (from, to) in [(a, b), (b, a)] {
             if let Some(list) = self.edges.get_mut(from) {
                 let before = list.len();
-                list.retain(|e| !(e.other == to && e.kind == kind));
-                existed |= list.len() != before;
+                list.retain(|e| !(e.other == to && (kind == 0 || e.kind == kind)));
+                // Both sides list the same relations: count one side.
+                removed = (before - list.len()) as u32;
                 if list.is_empty() {
                     self.edges.remove(from);
                 }
             }
         }
-        existed
+        removed
     }
 
     /// Breadth-first search from `start` up to `max_depth` hops over relations of `kinds`
@@ -223,12 +225,12 @@ impl Graph for Duck {
                 let mut stmt = conn
                     .prepare(
                         "DELETE FROM store.relations \
-                         WHERE subject_id = ? AND other_subject_id = ? AND kind = ?",
+                         WHERE subject_id = ? AND other_subject_id = ? AND (kind = ? OR ? = 0)",
                     )
                     .ctx("removing relations")?;
                 for k in &keys {
                     let (a, b) = ordered(&k.subject_id, &k.other_subject_id);
-                    stmt.execute(params![a, b, k.kind])
+                    stmt.execute(params![a, b, k.kind, k.kind])
                         .ctx("removing relations")?;
                 }
                 Ok(())
@@ -236,7 +238,7 @@ impl Graph for Duck {
             let mut graph = self.graph.write();
             let mut removed = 0;
             for k in &keys {
-                removed += u32::from(graph.remove(&k.subject_id, &k.other_subject_id, k.kind));
+                removed += graph.remove(&k.subject_id, &k.other_subject_id, k.kind);
             }
             Ok(removed)
         })

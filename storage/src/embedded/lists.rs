@@ -114,7 +114,12 @@ impl Lists for Duck {
         let entries: Box<dyn Iterator<Item = &pb::ListEntry>> = if filter.subject_id.is_empty() {
             Box::new(memory.values().flat_map(BTreeMap::values))
         } else {
-            Box::new(memory.get(&filter.subject_id).into_iter().flat_map(BTreeMap::values))
+            Box::new(
+                memory
+                    .get(&filter.subject_id)
+                    .into_iter()
+                    .flat_map(BTreeMap::values),
+            )
         };
         let items = entries
             .filter(|e| filter.kind == 0 || e.kind == filter.kind)

@@ -120,6 +120,9 @@ impl Profiles for Duck {
 
     async fn get_profiles(&self, subject_ids: &[String]) -> Result<Vec<Option<pb::Profile>>> {
         let memory = self.profiles.read();
-        Ok(subject_ids.iter().map(|id| memory.get(id).cloned()).collect())
+        Ok(subject_ids
+            .iter()
+            .map(|id| memory.get(id).cloned())
+            .collect())
     }
 }

@@ -75,7 +75,11 @@ fn status_name(status: RuleStatus) -> &'static str {
 impl Rules for Duck {
     async fn put_rule(&self, mut rule: Rule) -> Result<Rule> {
         self.write(|w| {
-            rule.version = self.rules.read().latest_version(&rule.id) + 1;
+            let latest = self.rules.read().latest_version(&rule.id);
+            // A version above the latest is kept (a rule file keeps its numbering).
+            if rule.version <= latest {
+                rule.version = latest + 1;
+            }
             let body = to_json(&rule, "a rule")?;
             w.conn
                 .execute(
@@ -126,13 +130,17 @@ impl Rules for Duck {
 
     async fn put_config(&self, mut config: ScoringConfig) -> Result<ScoringConfig> {
         self.write(|w| {
-            config.version = self
+            let latest = self
                 .rules
                 .read()
                 .configs
                 .keys()
                 .next_back()
-                .map_or(1, |v| v + 1);
+                .copied()
+                .unwrap_or(0);
+            if config.version <= latest {
+                config.version = latest + 1;
+            }
             let body = to_json(&config, "a scoring config")?;
             w.conn
                 .execute(

@@ -171,7 +171,13 @@ impl Series for Duck {
              ORDER BY occurred_at, bus_partition, bus_offset LIMIT ? OFFSET ?",
             filters.sql()
         );
-        self.list("listing score history", &sql, &filters, page, point_from_row)
+        self.list(
+            "listing score history",
+            &sql,
+            &filters,
+            page,
+            point_from_row,
+        )
     }
 
     async fn score_changes(
@@ -187,7 +193,13 @@ impl Series for Duck {
              ORDER BY occurred_at, seq LIMIT ? OFFSET ?",
             filters.sql()
         );
-        self.list("listing score changes", &sql, &filters, page, change_from_row)
+        self.list(
+            "listing score changes",
+            &sql,
+            &filters,
+            page,
+            change_from_row,
+        )
     }
 
     async fn aggregates(

@@ -19,12 +19,12 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::documents::{Snapshots, StoredSnapshot, SubjectFilter};
 use crate::embedded::convert::{from_json, to_json};
-use crate::embedded::duck::{Ctx, Duck, SnapshotEntry, in_transaction};
+use crate::embedded::duck::{Ctx, Duck, SnapshotEntry, SnapshotMemory, in_transaction};
 use crate::error::Result;
 use crate::page::{Page, Paged};
 
 /// Every stored snapshot, and the next free surrogate key.
-pub(super) fn load(conn: &Connection) -> Result<(BTreeMap<String, SnapshotEntry>, i64)> {
+pub(super) fn load(conn: &Connection) -> Result<(SnapshotMemory, i64)> {
     let mut stmt = conn
         .prepare(
             "SELECT sid, subject_id, bus_partition, score, tier, last_time, last_event_id, \
@@ -32,7 +32,7 @@ pub(super) fn load(conn: &Connection) -> Result<(BTreeMap<String, SnapshotEntry>
         )
         .ctx("loading snapshots")?;
     let mut rows = stmt.query([]).ctx("loading snapshots")?;
-    let mut out = BTreeMap::new();
+    let mut out = SnapshotMemory::default();
     let mut next_sid = 1;
     // One `Arc` per tier name, as the engine shares them.
     let mut tiers: FxHashMap<String, Arc<str>> = FxHashMap::default();
@@ -56,7 +56,8 @@ pub(super) fn load(conn: &Connection) -> Result<(BTreeMap<String, SnapshotEntry>
             rules: from_json::<Vec<RuleHistory>>(&rules, "snapshot rule histories")?,
         };
         next_sid = next_sid.max(sid + 1);
-        out.insert(
+        out.order.insert(state.subject_id.clone());
+        out.by_id.insert(
             state.subject_id.clone(),
             SnapshotEntry {
                 sid,
@@ -108,7 +109,7 @@ impl Snapshots for Duck {
                         if last.get(s.subject_id.as_str()) != Some(&i) {
                             return None;
                         }
-                        Some(if let Some(entry) = memory.get(&s.subject_id) {
+                        Some(if let Some(entry) = memory.by_id.get(&s.subject_id) {
                             any_existing = true;
                             entry.sid
                         } else {
@@ -173,7 +174,10 @@ impl Snapshots for Duck {
                 let Some(sid) = sid else { continue };
                 // Not stored, so not kept: memory answers exactly what a reopen would.
                 state.applied_event_digests = FxHashSet::default();
-                memory.insert(
+                if !memory.by_id.contains_key(&state.subject_id) {
+                    memory.order.insert(state.subject_id.clone());
+                }
+                memory.by_id.insert(
                     state.subject_id.clone(),
                     SnapshotEntry {
                         sid,
@@ -204,6 +208,7 @@ impl Snapshots for Duck {
         Ok(self
             .snapshots
             .read()
+            .by_id
             .values()
             .filter(|e| e.partition == partition)
             .map(|e| e.snapshot.state.clone())
@@ -214,7 +219,7 @@ impl Snapshots for Duck {
         let memory = self.snapshots.read();
         Ok(subject_ids
             .iter()
-            .map(|id| memory.get(id).map(|e| e.snapshot.clone()))
+            .map(|id| memory.by_id.get(id).map(|e| e.snapshot.clone()))
             .collect())
     }
 
@@ -227,7 +232,9 @@ impl Snapshots for Duck {
         let snapshots = self.snapshots.read();
         let profiles = self.profiles.read();
         let items = snapshots
-            .values()
+            .order
+            .iter()
+            .filter_map(|id| snapshots.by_id.get(id))
             .map(|e| (&e.snapshot, profiles.get(&e.snapshot.state.subject_id)))
             .filter(|(s, p)| {
                 let state = &s.state;
@@ -247,7 +254,7 @@ impl Snapshots for Duck {
         let snapshots = self.snapshots.read();
         let profiles = self.profiles.read();
         let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
-        for e in snapshots.values() {
+        for e in snapshots.by_id.values() {
             let state = &e.snapshot.state;
             if region.is_empty()
                 || profiles

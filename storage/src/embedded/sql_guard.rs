@@ -73,7 +73,9 @@ pub(super) fn check_read_only(sql: &str) -> Result<()> {
 }
 
 fn check_tokens(tokens: &[Token]) -> Result<()> {
-    let mut statements = tokens.split(|t| *t == Token::Separator).filter(|s| !s.is_empty());
+    let mut statements = tokens
+        .split(|t| *t == Token::Separator)
+        .filter(|s| !s.is_empty());
     let Some(statement) = statements.next() else {
         return Err(StorageError::Invalid(format!("{HINT}; the query is empty")));
     };
@@ -153,7 +155,9 @@ fn tokens(sql: &str, escape_strings: bool) -> Result<Vec<Token>> {
                     }
                 }
             }
-            '\'' => i = skip_quoted(&chars, i, '\'', false).ok_or_else(|| unterminated("string"))?,
+            '\'' => {
+                i = skip_quoted(&chars, i, '\'', false).ok_or_else(|| unterminated("string"))?;
+            }
             '"' => {
                 i = skip_quoted(&chars, i, '"', false)
                     .ok_or_else(|| unterminated("quoted name"))?;
@@ -169,8 +173,7 @@ fn tokens(sql: &str, escape_strings: bool) -> Result<Vec<Token>> {
                 let word: String = chars[start..i].iter().collect::<String>().to_uppercase();
                 // E'...' strings take backslash escapes.
                 if escape_strings && word == "E" && chars.get(i) == Some(&'\'') {
-                    i = skip_quoted(&chars, i, '\'', true)
-                        .ok_or_else(|| unterminated("string"))?;
+                    i = skip_quoted(&chars, i, '\'', true).ok_or_else(|| unterminated("string"))?;
                 } else {
                     out.push(Token::Word(word));
                 }
