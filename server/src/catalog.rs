@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use credence_scorer::{Engine, Rule, RuleFile, RuleSet, ScoringConfig, validate_config, validate_rule};
+use credence_scorer::{
+    Engine, Rule, RuleFile, RuleSet, ScoringConfig, validate_config, validate_rule,
+};
 use credence_storage::Stores;
 use parking_lot::RwLock;
 use tonic::Status;
@@ -48,7 +50,10 @@ impl Catalog {
                 rule.updated_at = now;
                 rules.put_rule(rule).await?;
             }
-            tracing::info!(rules = seed.rules.len(), "seeded an empty store with the rule file");
+            tracing::info!(
+                rules = seed.rules.len(),
+                "seeded an empty store with the rule file"
+            );
         }
         let live = build(&stores).await?;
         Ok(Self {
@@ -99,9 +104,9 @@ impl Catalog {
     }
 
     async fn reload(&self) -> Result<(), Status> {
-        let live = build(&self.stores).await.map_err(|e| {
-            Status::internal(format!("the stored rules no longer compile: {e:#}"))
-        })?;
+        let live = build(&self.stores)
+            .await
+            .map_err(|e| Status::internal(format!("the stored rules no longer compile: {e:#}")))?;
         *self.live.write() = Arc::new(live);
         Ok(())
     }

@@ -234,7 +234,10 @@ impl Config {
             .map_err(|e| anyhow::anyhow!("ingest.min_time: {e}"))?;
         let g = &self.graph;
         if !(1..=3).contains(&g.association_depth) {
-            bail!("graph.association_depth must be 1..=3, not {}", g.association_depth);
+            bail!(
+                "graph.association_depth must be 1..=3, not {}",
+                g.association_depth
+            );
         }
         if !(0.0..=1.0).contains(&g.association_attenuation) {
             bail!(
@@ -246,7 +249,10 @@ impl Config {
             self.metrics_addr()?;
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
-            bail!("log.format must be \"text\" or \"json\", not {:?}", self.log.format);
+            bail!(
+                "log.format must be \"text\" or \"json\", not {:?}",
+                self.log.format
+            );
         }
         Ok(())
     }
@@ -349,16 +355,17 @@ mod tests {
 
     #[test]
     fn mistakes_are_named() {
-        let err = Config::load(None, vars(&[("CREDENCE__PIPELINE__PARTITONS", "2")]))
-            .unwrap_err();
+        let err = Config::load(None, vars(&[("CREDENCE__PIPELINE__PARTITONS", "2")])).unwrap_err();
         assert!(format!("{err:#}").contains("partitons"), "{err:#}");
         let err = Config::load(None, vars(&[("CREDENCE__PIPELINE", "2")])).unwrap_err();
         assert!(format!("{err:#}").contains("SECTION__KEY"), "{err:#}");
-        let err = Config::load(None, vars(&[("CREDENCE__PIPELINE__PARTITIONS", "0")]))
-            .unwrap_err();
-        assert!(format!("{err:#}").contains("pipeline.partitions"), "{err:#}");
-        let err = Config::load(None, vars(&[("CREDENCE__ANALYTICS__MAX_TIMEOUT", "soon")]))
-            .unwrap_err();
+        let err = Config::load(None, vars(&[("CREDENCE__PIPELINE__PARTITIONS", "0")])).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("pipeline.partitions"),
+            "{err:#}"
+        );
+        let err =
+            Config::load(None, vars(&[("CREDENCE__ANALYTICS__MAX_TIMEOUT", "soon")])).unwrap_err();
         assert!(format!("{err:#}").contains("not a duration"), "{err:#}");
     }
 }

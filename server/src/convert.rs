@@ -469,7 +469,10 @@ pub fn list_kind(field: &str, kind: i32) -> Result<domain::ListKind> {
             field,
             "is required: LIST_KIND_BLOCK or LIST_KIND_ALLOW",
         )),
-        Err(_) => Err(ConvertError::new(field, format!("{kind} is not a list kind"))),
+        Err(_) => Err(ConvertError::new(
+            field,
+            format!("{kind} is not a list kind"),
+        )),
     }
 }
 
@@ -485,7 +488,10 @@ pub fn list_entry(e: &pb::ListEntry) -> Option<domain::ListEntry> {
 }
 
 /// A snapshot as the contract's score.
-pub fn snapshot_to_pb(state: &domain::SubjectState, updated_at: domain::Timestamp) -> pb::ScoreSnapshot {
+pub fn snapshot_to_pb(
+    state: &domain::SubjectState,
+    updated_at: domain::Timestamp,
+) -> pb::ScoreSnapshot {
     pb::ScoreSnapshot {
         subject_id: state.subject_id.clone(),
         score: state.score,
@@ -517,7 +523,11 @@ pub fn state_to_pb(state: &domain::SubjectState) -> pb::SubjectState {
             .map(|h| pb::RuleHistory {
                 rule_id: h.rule_id.to_string(),
                 last_applied_at: h.last().map(timestamp_to_pb),
-                applications: h.applications().iter().map(|t| timestamp_to_pb(*t)).collect(),
+                applications: h
+                    .applications()
+                    .iter()
+                    .map(|t| timestamp_to_pb(*t))
+                    .collect(),
             })
             .collect(),
     }
@@ -550,7 +560,9 @@ pub fn state(s: &pb::SubjectState) -> Result<domain::SubjectState> {
                 format!("is {} bytes; a digest is 16", d.len()),
             )
         })?;
-        state.applied_event_digests.insert(u128::from_be_bytes(bytes));
+        state
+            .applied_event_digests
+            .insert(u128::from_be_bytes(bytes));
     }
     for (i, h) in s.rules.iter().enumerate() {
         let at = format!("rules[{i}]");

@@ -29,7 +29,10 @@ const MAX_ID_BYTES: usize = 128;
 /// The partition of a subject: stable across restarts and versions.
 pub fn partition_of(subject_id: &str, partitions: u32) -> u32 {
     let hash = xxhash_rust::xxh3::xxh3_64(subject_id.as_bytes());
-    #[allow(clippy::cast_possible_truncation, reason = "the remainder is below a u32")]
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "the remainder is below a u32"
+    )]
     let p = (hash % u64::from(partitions)) as u32;
     p
 }
@@ -114,7 +117,10 @@ impl Ingest {
                 from = last + 1;
             }
         }
-        tracing::info!(events = seen.len(), "event ids of the bus indexed for duplicate checks");
+        tracing::info!(
+            events = seen.len(),
+            "event ids of the bus indexed for duplicate checks"
+        );
         let ends = (0..partitions).map(|p| stores.bus.end(p)).collect();
         Ok(Self {
             stores,
@@ -157,8 +163,7 @@ impl Ingest {
             )));
         }
         self.wait_for_pipeline().await?;
-        let mut verdicts: Vec<Result<(), String>> =
-            events.iter().map(|e| self.check(e)).collect();
+        let mut verdicts: Vec<Result<(), String>> = events.iter().map(|e| self.check(e)).collect();
         self.check_subjects_exist(&events, &mut verdicts).await?;
 
         let now = Timestamp::now();

@@ -5,6 +5,11 @@
 
 mod cli;
 
+// The node allocates per event (decoded messages, payload maps, rows); mimalloc is markedly
+// cheaper than the system allocator under that load (see docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 
 use clap::Parser;

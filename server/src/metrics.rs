@@ -40,17 +40,22 @@ impl Metrics {
     fn new() -> Self {
         let registry = Registry::new();
         let latency = vec![
-            0.000_5, 0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0,
-            2.5, 5.0, 10.0,
+            0.000_5, 0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5,
+            5.0, 10.0,
         ];
         let events_received = IntCounterVec::new(
-            Opts::new("credence_events_received_total", "Events received by ingestion"),
+            Opts::new(
+                "credence_events_received_total",
+                "Events received by ingestion",
+            ),
             &["outcome"],
         )
         .expect("metric");
-        let events_scored =
-            IntCounter::new("credence_events_scored_total", "Events scored and committed")
-                .expect("metric");
+        let events_scored = IntCounter::new(
+            "credence_events_scored_total",
+            "Events scored and committed",
+        )
+        .expect("metric");
         let pipeline_lag = IntGaugeVec::new(
             Opts::new(
                 "credence_pipeline_lag_events",
@@ -60,8 +65,11 @@ impl Metrics {
         )
         .expect("metric");
         let batch_size = Histogram::with_opts(
-            HistogramOpts::new("credence_batch_size_events", "Events per committed micro-batch")
-                .buckets(prometheus::exponential_buckets(1.0, 2.0, 16).expect("buckets")),
+            HistogramOpts::new(
+                "credence_batch_size_events",
+                "Events per committed micro-batch",
+            )
+            .buckets(prometheus::exponential_buckets(1.0, 2.0, 16).expect("buckets")),
         )
         .expect("metric");
         let ingest_to_snapshot = Histogram::with_opts(
@@ -160,9 +168,8 @@ where
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<S::Response, S::Error>> + Send>,
-    >;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<S::Response, S::Error>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)

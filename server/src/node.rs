@@ -40,9 +40,15 @@ pub async fn run(
     let mut options = EmbeddedOptions::new(&config.node.data_dir);
     options.partitions = config.pipeline.partitions;
     options.sync = config.pipeline.sync;
-    options.memory_limit.clone_from(&config.analytics.memory_limit);
-    let embedded = tokio::task::block_in_place(|| Embedded::open(&options))
-        .with_context(|| format!("opening the data directory {}", config.node.data_dir.display()))?;
+    options
+        .memory_limit
+        .clone_from(&config.analytics.memory_limit);
+    let embedded = tokio::task::block_in_place(|| Embedded::open(&options)).with_context(|| {
+        format!(
+            "opening the data directory {}",
+            config.node.data_dir.display()
+        )
+    })?;
     let stores = embedded.stores();
     let catalog = Arc::new(Catalog::open(stores.clone(), seed).await?);
     let progress = Arc::new(Progress::new(stores.bus.partitions()));

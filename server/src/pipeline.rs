@@ -42,7 +42,10 @@ pub struct Shared {
 }
 
 /// Starts one worker per partition; they stop when `shutdown` turns true.
-pub fn spawn(shared: &Arc<Shared>, shutdown: &watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+pub fn spawn(
+    shared: &Arc<Shared>,
+    shutdown: &watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
     (0..shared.stores.bus.partitions())
         .map(|p| {
             let shared = Arc::clone(shared);
@@ -74,8 +77,13 @@ async fn run_partition(
     let dropped_events = stores.archive.truncate_events(p, next).await?;
     let dropped_points = stores.series.truncate_scores(p, next).await?;
     if dropped_events + dropped_points > 0 {
-        tracing::info!(partition = p, offset = next, dropped_events, dropped_points,
-            "dropped rows written after the last snapshot commit; scoring them again");
+        tracing::info!(
+            partition = p,
+            offset = next,
+            dropped_events,
+            dropped_points,
+            "dropped rows written after the last snapshot commit; scoring them again"
+        );
     }
     let mut states: FxHashMap<String, SubjectState> = stores
         .snapshots
@@ -160,9 +168,7 @@ async fn score(
                 false
             }
             Ok(domain) => {
-                let ctx = contexts
-                    .get(domain.subject_id.as_str())
-                    .unwrap_or(&empty);
+                let ctx = contexts.get(domain.subject_id.as_str()).unwrap_or(&empty);
                 let state = match states.get_mut(&domain.subject_id) {
                     Some(state) => Some(state),
                     None => engine
@@ -192,7 +198,10 @@ async fn score(
                                 tier: state.tier.to_string(),
                                 // As the contract defines it: the rules' deltas, not decay.
                                 delta: out.changes.iter().map(|c| c.delta).sum(),
-                                #[allow(clippy::cast_possible_truncation, reason = "rules per event")]
+                                #[allow(
+                                    clippy::cast_possible_truncation,
+                                    reason = "rules per event"
+                                )]
                                 changes: out.changes.len() as u32,
                                 partition: p,
                                 offset,
@@ -284,8 +293,8 @@ async fn commit(
         .commit(p, next_offset, changed, now)
         .await?;
     let total = started.elapsed();
-    tracing::debug!(partition = p, events, ?archived, series = ?(series - archived),
-        snapshots = ?(total - series), "committed a micro-batch");
+    tracing::debug!(partition = p, events, ?archived, series = ?series.saturating_sub(archived),
+        snapshots = ?total.saturating_sub(series), "committed a micro-batch");
     metrics.commit_seconds.observe(total.as_secs_f64());
     metrics.events_scored.inc_by(events as u64);
     #[allow(clippy::cast_precision_loss, reason = "a histogram observation")]

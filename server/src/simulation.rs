@@ -79,9 +79,7 @@ pub fn simulate(request: &pb::SimulateRequest) -> Result<pb::SimulateResponse, S
         let (outcome, reason) = match convert::event(e) {
             Err(err) => (pb::EventOutcome::Rejected, err.to_string()),
             Ok(event) => {
-                let ctx = contexts
-                    .get(&event.subject_id)
-                    .unwrap_or(&empty);
+                let ctx = contexts.get(&event.subject_id).unwrap_or(&empty);
                 let state = match states.get_mut(&event.subject_id) {
                     Some(s) => Some(s),
                     None => engine

@@ -30,7 +30,7 @@ use std::sync::Arc;
 pub use analytics::{Analytics, AnalyticsResult, QueryLimits};
 pub use archive::{Archive, ArchivedEvent, EventFilter};
 pub use bus::{Bus, BusRecord};
-pub use documents::{Profiles, Rules, StoredSnapshot, SubjectFilter, Snapshots};
+pub use documents::{Profiles, Rules, Snapshots, StoredSnapshot, SubjectFilter};
 pub use error::{Result, StorageError};
 pub use graph::{Graph, RelationKey};
 pub use lists::{ListFilter, Lists};

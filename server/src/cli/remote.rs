@@ -107,7 +107,10 @@ pub(crate) fn apply(
                 writeln!(out, "{what}: now v{}", stored.version)?;
             }
         }
-        for rule in current.iter().filter(|r| !file.rules.iter().any(|f| f.id == r.id)) {
+        for rule in current
+            .iter()
+            .filter(|r| !file.rules.iter().any(|f| f.id == r.id))
+        {
             if retire_missing && rule.status == RuleStatus::Active {
                 written += 1;
                 writeln!(out, "{verb}retire {} (not in {})", rule.id, path.display())?;
@@ -132,7 +135,10 @@ pub(crate) fn apply(
             .map(|c| convert::config(&c))
             .transpose()
             .context("config from the node")?;
-        if config.as_ref().is_none_or(|c| !same_config(c, &file.config)) {
+        if config
+            .as_ref()
+            .is_none_or(|c| !same_config(c, &file.config))
+        {
             written += 1;
             writeln!(out, "{verb}update the scoring config")?;
             if !dry_run {
@@ -144,7 +150,10 @@ pub(crate) fn apply(
                     .context("writing the scoring config")?;
             }
         }
-        writeln!(out, "{written} change(s) {verb}applied, {unchanged} rule(s) unchanged")?;
+        writeln!(
+            out,
+            "{written} change(s) {verb}applied, {unchanged} rule(s) unchanged"
+        )?;
         Ok(())
     })
 }

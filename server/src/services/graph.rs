@@ -101,7 +101,10 @@ impl GraphService for GraphApi {
             .put_relations(valid)
             .await
             .map_err(status::storage)?;
-        Ok(Response::new(pb::PutRelationsResponse { upserted, rejected }))
+        Ok(Response::new(pb::PutRelationsResponse {
+            upserted,
+            rejected,
+        }))
     }
 
     async fn remove_relations(
@@ -148,7 +151,11 @@ impl GraphService for GraphApi {
         let depth = match r.depth {
             0 => 1,
             d @ 1..=3 => d,
-            d => return Err(Status::invalid_argument(format!("depth: {d} is not in 1..=3"))),
+            d => {
+                return Err(Status::invalid_argument(format!(
+                    "depth: {d} is not in 1..=3"
+                )));
+            }
         };
         kinds("kinds", &r.kinds)?;
         let limit = match r.limit {
@@ -208,7 +215,11 @@ impl GraphService for GraphApi {
         let depth = match r.depth {
             0 => settings.association_depth,
             d @ 1..=3 => d,
-            d => return Err(Status::invalid_argument(format!("depth: {d} is not in 1..=3"))),
+            d => {
+                return Err(Status::invalid_argument(format!(
+                    "depth: {d} is not in 1..=3"
+                )));
+            }
         };
         kinds("kinds", &r.kinds)?;
         let reach = Reach {

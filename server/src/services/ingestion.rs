@@ -73,7 +73,10 @@ impl IngestionService for IngestionApi {
         let mut valid = Vec::new();
         let mut positions = Vec::new();
         for (i, mut profile) in profiles.into_iter().enumerate() {
-            #[allow(clippy::cast_possible_truncation, reason = "request sizes are far below u32")]
+            #[allow(
+                clippy::cast_possible_truncation,
+                reason = "request sizes are far below u32"
+            )]
             let index = i as u32;
             let problem = profile_problem(&profile);
             response.results.push(pb::ProfileResult {
@@ -119,7 +122,10 @@ fn profile_problem(p: &pb::Profile) -> Option<String> {
         return Some("subject_id: longer than 128 bytes".into());
     }
     if p.birth_year != 0 && !(1900..=2100).contains(&p.birth_year) {
-        return Some(format!("birth_year: {} is not in 1900..=2100", p.birth_year));
+        return Some(format!(
+            "birth_year: {} is not in 1900..=2100",
+            p.birth_year
+        ));
     }
     if let Some(flag) = p.flags.iter().find(|f| f.is_empty()) {
         return Some(format!("flags: an empty flag ({flag:?}) is not allowed"));

@@ -20,8 +20,7 @@ const ANALYTICS_PART_BYTES: usize = 1 << 20;
 /// The query handlers.
 pub struct QueryApi(pub Arc<Node>);
 
-type AnalyticsStream =
-    Pin<Box<dyn Stream<Item = Result<pb::RunAnalyticsResponse, Status>> + Send>>;
+type AnalyticsStream = Pin<Box<dyn Stream<Item = Result<pb::RunAnalyticsResponse, Status>> + Send>>;
 
 fn range(
     from: Option<&prost_types::Timestamp>,

@@ -140,7 +140,8 @@ impl ScoringService for ScoringApi {
                 "status is required: RULE_STATUS_DRAFT, RULE_STATUS_ACTIVE or RULE_STATUS_RETIRED",
             ));
         }
-        let new_status = convert::rule_status("status", r.status).map_err(|e| status::convert(&e))?;
+        let new_status =
+            convert::rule_status("status", r.status).map_err(|e| status::convert(&e))?;
         let mut rule = self.latest_rule(id).await?;
         if rule.status == new_status {
             return Ok(Response::new(pb::SetRuleStatusResponse {
@@ -198,7 +199,9 @@ impl ScoringService for ScoringApi {
         let r = request.into_inner();
         let id = required_id("subject_id", &r.subject_id)?;
         let snapshot = self.snapshot(id).await?.ok_or_else(|| {
-            status::not_found(format!("subject {id:?} has no score (no event of it was scored yet)"))
+            status::not_found(format!(
+                "subject {id:?} has no score (no event of it was scored yet)"
+            ))
         })?;
         Ok(Response::new(pb::GetScoreResponse {
             snapshot: Some(snapshot),
@@ -258,7 +261,11 @@ impl ScoringService for ScoringApi {
             .map_err(status::storage)?;
         Ok(Response::new(pb::ExplainScoreResponse {
             snapshot: Some(snapshot),
-            changes: changes.items.iter().map(convert::score_change_to_pb).collect(),
+            changes: changes
+                .items
+                .iter()
+                .map(convert::score_change_to_pb)
+                .collect(),
             next_page_token: changes.next_token,
         }))
     }
@@ -293,7 +300,9 @@ impl ScoringService for ScoringApi {
             .put_entry(entry.clone())
             .await
             .map_err(status::storage)?;
-        Ok(Response::new(pb::PutListEntryResponse { entry: Some(entry) }))
+        Ok(Response::new(pb::PutListEntryResponse {
+            entry: Some(entry),
+        }))
     }
 
     async fn remove_list_entry(
@@ -352,7 +361,8 @@ impl ScoringService for ScoringApi {
                 Ok(alert) => {
                     let wanted = (filter.subject_ids.is_empty()
                         || filter.subject_ids.contains(&alert.subject_id))
-                        && (filter.new_tiers.is_empty() || filter.new_tiers.contains(&alert.new_tier));
+                        && (filter.new_tiers.is_empty()
+                            || filter.new_tiers.contains(&alert.new_tier));
                     wanted.then_some(Ok(pb::WatchAlertsResponse { alert: Some(alert) }))
                 }
                 // A watcher too slow for the alert rate is told so and ends; it can resume

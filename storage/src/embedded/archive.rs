@@ -6,6 +6,7 @@ use credence_scorer::Timestamp;
 use duckdb::{Row, params};
 
 use crate::archive::{Archive, ArchivedEvent, EventFilter};
+use crate::embedded::columns as col;
 use crate::embedded::convert::{opt_nanos, struct_from_json, struct_to_json, timestamp};
 use crate::embedded::duck::{Ctx, Duck, in_transaction};
 use crate::embedded::sql::Where;
@@ -63,35 +64,59 @@ impl Archive for Duck {
             return Ok(());
         }
         self.write(|w| {
-            in_transaction(&w.conn, "archiving events", |conn| {
-                let mut app = conn
-                    .appender_to_db("events", "store")
-                    .ctx("archiving events")?;
-                for a in &events {
-                    let e = &a.event;
-                    let location = e.location.as_ref();
-                    let payload = e.payload.as_ref().map(struct_to_json).transpose()?;
-                    app.append_row(params![
-                        e.event_id,
-                        e.subject_id,
-                        e.event_type,
-                        e.event_subtype,
-                        e.source_system,
-                        opt_nanos(e.occurred_at.as_ref(), "occurred_at")?,
-                        location.map(|l| l.region.as_str()),
-                        location.map(|l| l.district.as_str()),
-                        location.map(|l| l.lat),
-                        location.map(|l| l.lon),
-                        payload,
-                        e.evidence_uri,
-                        opt_nanos(e.received_at.as_ref(), "received_at")?,
-                        a.partition,
-                        a.offset,
-                        a.applied,
-                    ])
-                    .ctx("archiving events")?;
-                }
-                app.flush().ctx("archiving events")
+            let what = "archiving events";
+            let ev = || events.iter().map(|a| &a.event);
+            let loc = || ev().map(|e| e.location.as_ref());
+            let payloads = ev()
+                .map(|e| e.payload.as_ref().map(struct_to_json).transpose())
+                .collect::<Result<Vec<_>>>()?;
+            let occurred = ev()
+                .map(|e| opt_nanos(e.occurred_at.as_ref(), "occurred_at"))
+                .collect::<Result<Vec<_>>>()?;
+            let received = ev()
+                .map(|e| opt_nanos(e.received_at.as_ref(), "received_at"))
+                .collect::<Result<Vec<_>>>()?;
+            let columns = vec![
+                ("event_id", col::text(ev().map(|e| e.event_id.as_str()))),
+                ("subject_id", col::text(ev().map(|e| e.subject_id.as_str()))),
+                ("event_type", col::text(ev().map(|e| e.event_type.as_str()))),
+                (
+                    "event_subtype",
+                    col::text(ev().map(|e| e.event_subtype.as_str())),
+                ),
+                (
+                    "source_system",
+                    col::text(ev().map(|e| e.source_system.as_str())),
+                ),
+                ("occurred_at", col::opt_i64s(occurred.into_iter())),
+                (
+                    "region",
+                    col::opt_text(loc().map(|l| l.map(|l| l.region.as_str()))),
+                ),
+                (
+                    "district",
+                    col::opt_text(loc().map(|l| l.map(|l| l.district.as_str()))),
+                ),
+                ("lat", col::opt_f64s(loc().map(|l| l.map(|l| l.lat)))),
+                ("lon", col::opt_f64s(loc().map(|l| l.map(|l| l.lon)))),
+                (
+                    "payload",
+                    col::opt_text(payloads.iter().map(Option::as_deref)),
+                ),
+                (
+                    "evidence_uri",
+                    col::text(ev().map(|e| e.evidence_uri.as_str())),
+                ),
+                ("received_at", col::opt_i64s(received.into_iter())),
+                (
+                    "bus_partition",
+                    col::u32s(events.iter().map(|a| a.partition)),
+                ),
+                ("bus_offset", col::u64s(events.iter().map(|a| a.offset))),
+                ("applied", col::bools(events.iter().map(|a| a.applied))),
+            ];
+            in_transaction(&w.conn, what, |conn| {
+                col::append(conn, "store", "events", columns, what)
             })
         })
     }

@@ -177,7 +177,10 @@ fn write_pending(
         for r in records {
             let p = r.partition as usize;
             let n = r.payload.len();
-            #[allow(clippy::cast_possible_truncation, reason = "records are under MAX_RECORD")]
+            #[allow(
+                clippy::cast_possible_truncation,
+                reason = "records are under MAX_RECORD"
+            )]
             buffers[p].extend_from_slice(&(n as u32).to_le_bytes());
             buffers[p].extend_from_slice(&check(&r.payload).to_le_bytes());
             buffers[p].extend_from_slice(&r.payload);
@@ -192,13 +195,9 @@ fn write_pending(
         if buffers[p].is_empty() {
             continue;
         }
-        let result = (&part.file).write_all(&buffers[p]).and_then(|()| {
-            if sync {
-                part.file.sync_data()
-            } else {
-                Ok(())
-            }
-        });
+        let result = (&part.file)
+            .write_all(&buffers[p])
+            .and_then(|()| if sync { part.file.sync_data() } else { Ok(()) });
         buffers[p].clear();
         if let Err(e) = result {
             // Put the file back to what was acknowledged, so no half-batch stays behind.
@@ -256,7 +255,10 @@ impl Bus for FileBus {
             if from >= records || max == 0 {
                 return Ok(Vec::new());
             }
-            #[allow(clippy::cast_possible_truncation, reason = "index of an in-memory vector")]
+            #[allow(
+                clippy::cast_possible_truncation,
+                reason = "index of an in-memory vector"
+            )]
             let (first, last) = (from as usize, (from as usize + max).min(starts.len() - 1));
             (starts[first], starts[first + 1..=last].to_vec())
         };

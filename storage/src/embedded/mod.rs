@@ -9,6 +9,7 @@
 mod analytics;
 mod archive;
 mod bus;
+mod columns;
 mod convert;
 mod duck;
 mod graph;

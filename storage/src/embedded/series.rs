@@ -7,6 +7,7 @@ use credence_proto::v1 as pb;
 use credence_scorer::{ScoreChange, Timestamp, Value};
 use duckdb::{Connection, Row, params};
 
+use crate::embedded::columns as col;
 use crate::embedded::convert::{from_json, timestamp, to_json};
 use crate::embedded::duck::{Ctx, Duck, in_transaction};
 use crate::embedded::sql::Where;
@@ -87,52 +88,65 @@ impl Series for Duck {
         }
         self.write(|w| {
             let first_seq = w.next_change_seq;
+            let p = || points.iter();
+            let point_columns = vec![
+                ("subject_id", col::text(p().map(|p| p.subject_id.as_str()))),
+                ("event_id", col::text(p().map(|p| p.event_id.as_str()))),
+                ("event_type", col::text(p().map(|p| p.event_type.as_str()))),
+                ("region", col::text(p().map(|p| p.region.as_str()))),
+                ("occurred_at", col::i64s(p().map(|p| p.at.nanos()))),
+                ("score", col::f64s(p().map(|p| p.score))),
+                ("tier", col::text(p().map(|p| p.tier.as_str()))),
+                ("delta", col::f64s(p().map(|p| p.delta))),
+                ("changes", col::u32s(p().map(|p| p.changes))),
+                ("bus_partition", col::u32s(p().map(|p| p.partition))),
+                ("bus_offset", col::u64s(p().map(|p| p.offset))),
+            ];
+            let c = || changes.iter().map(|(_, c)| c);
+            let inputs = c()
+                .map(|c| to_json(&c.inputs, "score change inputs"))
+                .collect::<Result<Vec<_>>>()?;
+            let change_columns = vec![
+                (
+                    "seq",
+                    col::u64s(first_seq..first_seq + changes.len() as u64),
+                ),
+                ("event_id", col::text(c().map(|c| c.event_id.as_str()))),
+                ("subject_id", col::text(c().map(|c| c.subject_id.as_str()))),
+                ("rule_id", col::text(c().map(|c| &*c.rule_id))),
+                ("rule_version", col::u32s(c().map(|c| c.rule_version))),
+                ("config_version", col::u32s(c().map(|c| c.config_version))),
+                ("old_score", col::f64s(c().map(|c| c.old_score))),
+                ("new_score", col::f64s(c().map(|c| c.new_score))),
+                ("delta", col::f64s(c().map(|c| c.delta))),
+                ("factor", col::f64s(c().map(|c| c.factor))),
+                ("occurred_at", col::i64s(c().map(|c| c.at.nanos()))),
+                ("reason", col::text(c().map(|c| &*c.reason))),
+                ("inputs", col::text(inputs.iter().map(String::as_str))),
+                (
+                    "bus_partition",
+                    col::u32s(changes.iter().map(|_| partition)),
+                ),
+                (
+                    "bus_offset",
+                    col::u64s(changes.iter().map(|(offset, _)| *offset)),
+                ),
+            ];
             in_transaction(&w.conn, "appending scores", |conn| {
-                let mut app = conn
-                    .appender_to_db("score_points", "store")
-                    .ctx("appending score points")?;
-                for p in &points {
-                    app.append_row(params![
-                        p.subject_id,
-                        p.event_id,
-                        p.event_type,
-                        p.region,
-                        p.at.nanos(),
-                        p.score,
-                        p.tier,
-                        p.delta,
-                        p.changes,
-                        p.partition,
-                        p.offset,
-                    ])
-                    .ctx("appending score points")?;
-                }
-                app.flush().ctx("appending score points")?;
-                drop(app);
-                let mut app = conn
-                    .appender_to_db("score_changes", "store")
-                    .ctx("appending score changes")?;
-                for (seq, (offset, c)) in (first_seq..).zip(&changes) {
-                    app.append_row(params![
-                        seq,
-                        c.event_id,
-                        c.subject_id,
-                        &*c.rule_id,
-                        c.rule_version,
-                        c.config_version,
-                        c.old_score,
-                        c.new_score,
-                        c.delta,
-                        c.factor,
-                        c.at.nanos(),
-                        &*c.reason,
-                        to_json(&c.inputs, "score change inputs")?,
-                        partition,
-                        offset,
-                    ])
-                    .ctx("appending score changes")?;
-                }
-                app.flush().ctx("appending score changes")
+                col::append(
+                    conn,
+                    "store",
+                    "score_points",
+                    point_columns,
+                    "appending score points",
+                )?;
+                col::append(
+                    conn,
+                    "store",
+                    "score_changes",
+                    change_columns,
+                    "appending score changes",
+                )
             })?;
             w.next_change_seq = first_seq + changes.len() as u64;
             Ok(())

@@ -3,10 +3,11 @@
 //! The commit upserts through a staging table: the states go in with an `Appender`, then
 //! one statement deletes the old rows (joined on an integer surrogate key, `sid`) and one
 //! inserts the staged rows, all in the transaction that also moves the partition's offset.
-//! Measured on 200,000 stored subjects and 4,000 states per commit, that was the fastest of
-//! the options tried (see `benches/embedded_commit.rs`): keyed `INSERT OR REPLACE` or
-//! `ON CONFLICT DO UPDATE` took about twice as long (index maintenance), joining on the text
-//! id instead of `sid` about 2.5 times as long for the delete, `UPDATE ... FROM` longer still.
+//! Measured on 200,000 stored subjects and 4,000 states per commit (a scratch comparison;
+//! `benches/embedded_commit.rs` times the chosen one), that was the fastest of the options
+//! tried: keyed `INSERT OR REPLACE` or `ON CONFLICT DO UPDATE` took about twice as long
+//! (index maintenance), joining on the text id instead of `sid` made the delete about 2.5
+//! times as long, and `UPDATE ... FROM` was slower still.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use duckdb::{Connection, params};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::documents::{Snapshots, StoredSnapshot, SubjectFilter};
+use crate::embedded::columns as col;
 use crate::embedded::convert::{from_json, to_json};
 use crate::embedded::duck::{Ctx, Duck, SnapshotEntry, SnapshotMemory, in_transaction};
 use crate::error::Result;
@@ -120,30 +122,40 @@ impl Snapshots for Duck {
                     .collect()
             };
             drop(last);
+            // Only the last state of a subject in the batch is written.
+            let kept: Vec<(&SubjectState, i64)> = states
+                .iter()
+                .zip(&sids)
+                .filter_map(|(s, sid)| sid.map(|sid| (s, sid)))
+                .collect();
+            let k = || kept.iter().map(|(s, _)| *s);
+            let rules = k()
+                .map(|s| to_json(&s.rules, "rule histories"))
+                .collect::<Result<Vec<_>>>()?;
+            let columns = vec![
+                ("sid", col::i64s(kept.iter().map(|(_, sid)| *sid))),
+                ("subject_id", col::text(k().map(|s| s.subject_id.as_str()))),
+                ("bus_partition", col::u32s(k().map(|_| partition))),
+                ("score", col::f64s(k().map(|s| s.score))),
+                ("tier", col::text(k().map(|s| &*s.tier))),
+                ("last_time", col::i64s(k().map(|s| s.last_time.nanos()))),
+                (
+                    "last_event_id",
+                    col::text(k().map(|s| s.last_event_id.as_str())),
+                ),
+                ("applied_events", col::u64s(k().map(|s| s.applied_events))),
+                ("config_version", col::u32s(k().map(|s| s.config_version))),
+                ("rules", col::text(rules.iter().map(String::as_str))),
+                ("updated_at", col::i64s(k().map(|_| at.nanos()))),
+            ];
             in_transaction(&w.conn, "committing snapshots", |conn| {
-                {
-                    let mut app = conn
-                        .appender_to_catalog_and_db("snapshots_stage", "temp", "main")
-                        .ctx("staging snapshots")?;
-                    for (s, sid) in states.iter().zip(&sids) {
-                        let Some(sid) = sid else { continue };
-                        app.append_row(params![
-                            sid,
-                            s.subject_id,
-                            partition,
-                            s.score,
-                            &*s.tier,
-                            s.last_time.nanos(),
-                            s.last_event_id,
-                            s.applied_events,
-                            s.config_version,
-                            to_json(&s.rules, "rule histories")?,
-                            at.nanos(),
-                        ])
-                        .ctx("staging snapshots")?;
-                    }
-                    app.flush().ctx("staging snapshots")?;
-                }
+                col::append(
+                    conn,
+                    "temp",
+                    "snapshots_stage",
+                    columns,
+                    "staging snapshots",
+                )?;
                 if any_existing {
                     conn.execute_batch(
                         "DELETE FROM store.snapshots USING snapshots_stage \
