@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use credence_proto::v1 as pb;
 use credence_scorer::{EventOutcome, Outcomes, SubjectContext, SubjectState, Timestamp};
-use credence_storage::{ArchivedEvent, ScorePoint, Stores};
+use credence_storage::{ArchivedEvent, PartitionCommit, ScorePoint, Stores};
 use prost::Message as _;
 use rustc_hash::{FxHashMap, FxHashSet};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::association::{self, Reach};
 use crate::catalog::Catalog;
@@ -41,18 +41,21 @@ pub struct Shared {
     pub graph: GraphSection,
 }
 
-/// Starts one worker per partition; they stop when `shutdown` turns true.
+/// Starts the committer and one worker per partition; the workers stop when `shutdown`
+/// turns true (the committer once they are gone).
 pub fn spawn(
     shared: &Arc<Shared>,
     shutdown: &watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
+    let queue = spawn_committer(shared);
     (0..shared.stores.bus.partitions())
         .map(|p| {
             let shared = Arc::clone(shared);
+            let queue = queue.clone();
             let mut shutdown = shutdown.clone();
             tokio::spawn(async move {
                 loop {
-                    match run_partition(&shared, p, &mut shutdown).await {
+                    match run_partition(&shared, &queue, p, &mut shutdown).await {
                         Ok(()) => return,
                         Err(e) => {
                             tracing::error!(partition = p, error = %format!("{e:#}"),
@@ -69,6 +72,7 @@ pub fn spawn(
 /// Recovers a partition, then scores and commits until shutdown.
 async fn run_partition(
     shared: &Shared,
+    queue: &CommitQueue,
     p: u32,
     shutdown: &mut watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
@@ -121,7 +125,7 @@ async fn run_partition(
             continue;
         };
         let batch = score(shared, p, &mut states, records).await?;
-        commit(shared, p, last + 1, batch, &states).await?;
+        commit(queue, p, last + 1, batch, &states).await?;
         next = last + 1;
         shared.progress.set(p, next);
     }
@@ -263,51 +267,120 @@ async fn contexts(
     Ok(out)
 }
 
-/// Writes a scored batch: archive, series, then the snapshots with the offset.
+/// A scored micro-batch on its way to the committer, and where to say it is done.
+struct CommitRequest {
+    commit: PartitionCommit,
+    alerts: Vec<credence_scorer::Alert>,
+    received: Vec<Timestamp>,
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+/// Sends a worker's batches to the committer.
+#[derive(Clone)]
+pub struct CommitQueue(mpsc::Sender<CommitRequest>);
+
+/// Starts the committer: it takes every batch the workers have ready (at most one per
+/// partition, as each worker waits for its answer) and writes them in one call, so the
+/// stores pay one commit for all partitions instead of one per partition and role.
+pub fn spawn_committer(shared: &Arc<Shared>) -> CommitQueue {
+    let (tx, mut rx) = mpsc::channel::<CommitRequest>(256);
+    let shared = Arc::clone(shared);
+    tokio::spawn(async move {
+        let mut pending = Vec::new();
+        while let Some(first) = rx.recv().await {
+            pending.push(first);
+            while let Ok(more) = rx.try_recv() {
+                pending.push(more);
+            }
+            let requests: Vec<CommitRequest> = std::mem::take(&mut pending);
+            commit_together(&shared, requests).await;
+        }
+    });
+    CommitQueue(tx)
+}
+
+async fn commit_together(shared: &Shared, requests: Vec<CommitRequest>) {
+    let metrics = Metrics::global();
+    let started = std::time::Instant::now();
+    let mut batches = Vec::with_capacity(requests.len());
+    let mut rest = Vec::with_capacity(requests.len());
+    for r in requests {
+        batches.push(r.commit);
+        rest.push((r.alerts, r.received, r.done));
+    }
+    let events: usize = batches.iter().map(|b| b.events.len()).sum();
+    let result = shared
+        .stores
+        .committer
+        .commit(batches, Timestamp::now())
+        .await
+        .map_err(|e| format!("{e}"));
+    if result.is_ok() {
+        let took = started.elapsed();
+        tracing::debug!(
+            events,
+            batches = rest.len(),
+            ?took,
+            "committed micro-batches"
+        );
+        metrics.commit_seconds.observe(took.as_secs_f64());
+        metrics.events_scored.inc_by(events as u64);
+        let done = Timestamp::now().nanos();
+        for (alerts, received, _) in &rest {
+            #[allow(clippy::cast_precision_loss, reason = "histogram observations")]
+            {
+                metrics.batch_size.observe(received.len() as f64);
+                for r in received {
+                    let seconds = (done - r.nanos()) as f64 / 1e9;
+                    metrics.ingest_to_snapshot.observe(seconds.max(0.0));
+                }
+            }
+            for alert in alerts {
+                // No watcher is fine: alerts are also derivable from the score history.
+                let _ = shared.alerts.send(convert::alert_to_pb(alert));
+            }
+        }
+    }
+    for (_, _, done) in rest {
+        // A worker that went away restarts from the committed offset anyway.
+        let _ = done.send(result.clone());
+    }
+}
+
+/// Hands a scored batch to the committer and waits until it is durable.
 async fn commit(
-    shared: &Shared,
+    queue: &CommitQueue,
     p: u32,
     next_offset: u64,
     batch: Batch,
     states: &FxHashMap<String, SubjectState>,
 ) -> anyhow::Result<()> {
-    let metrics = Metrics::global();
-    let started = std::time::Instant::now();
-    let events = batch.archived.len();
-    let stores = &shared.stores;
-    stores.archive.append_events(batch.archived).await?;
-    let archived = started.elapsed();
-    stores
-        .series
-        .append_scores(p, batch.points, batch.changes)
-        .await?;
-    let series = started.elapsed();
     let changed: Vec<SubjectState> = batch
         .changed
         .iter()
         .filter_map(|id| states.get(id).cloned())
         .collect();
-    let now = Timestamp::now();
-    stores
-        .snapshots
-        .commit(p, next_offset, changed, now)
-        .await?;
-    let total = started.elapsed();
-    tracing::debug!(partition = p, events, ?archived, series = ?series.saturating_sub(archived),
-        snapshots = ?total.saturating_sub(series), "committed a micro-batch");
-    metrics.commit_seconds.observe(total.as_secs_f64());
-    metrics.events_scored.inc_by(events as u64);
-    #[allow(clippy::cast_precision_loss, reason = "a histogram observation")]
-    metrics.batch_size.observe(events as f64);
-    let done = Timestamp::now().nanos();
-    for received in batch.received {
-        #[allow(clippy::cast_precision_loss, reason = "a histogram observation")]
-        let seconds = (done - received.nanos()) as f64 / 1e9;
-        metrics.ingest_to_snapshot.observe(seconds.max(0.0));
-    }
-    for alert in &batch.alerts {
-        // No watcher is fine: alerts are also derivable from the score history.
-        let _ = shared.alerts.send(convert::alert_to_pb(alert));
-    }
-    Ok(())
+    let (done, answer) = oneshot::channel();
+    let request = CommitRequest {
+        commit: PartitionCommit {
+            partition: p,
+            next_offset,
+            events: batch.archived,
+            points: batch.points,
+            changes: batch.changes,
+            states: changed,
+        },
+        alerts: batch.alerts,
+        received: batch.received,
+        done,
+    };
+    queue
+        .0
+        .send(request)
+        .await
+        .map_err(|_| anyhow::anyhow!("the committer has stopped"))?;
+    answer
+        .await
+        .map_err(|_| anyhow::anyhow!("the committer has stopped"))?
+        .map_err(|e| anyhow::anyhow!("committing partition {p}: {e}"))
 }

@@ -16,6 +16,7 @@
 mod analytics;
 mod archive;
 mod bus;
+mod commit;
 pub mod conformance;
 mod documents;
 pub mod embedded;
@@ -30,6 +31,7 @@ use std::sync::Arc;
 pub use analytics::{Analytics, AnalyticsResult, QueryLimits};
 pub use archive::{Archive, ArchivedEvent, EventFilter};
 pub use bus::{Bus, BusRecord};
+pub use commit::{Committer, PartitionCommit, Sequential, check_distinct};
 pub use documents::{Profiles, Rules, Snapshots, StoredSnapshot, SubjectFilter};
 pub use error::{Result, StorageError};
 pub use graph::{Graph, RelationKey};
@@ -58,4 +60,6 @@ pub struct Stores {
     pub lists: Arc<dyn Lists>,
     /// Read-only SQL over all of the data.
     pub analytics: Arc<dyn Analytics>,
+    /// The pipeline's write path (archive, series, snapshots) for whole micro-batches.
+    pub committer: Arc<dyn Committer>,
 }

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use credence_proto::v1 as pb;
 use credence_scorer::Timestamp;
-use duckdb::{Row, params};
+use duckdb::{Connection, Row, params};
 
 use crate::archive::{Archive, ArchivedEvent, EventFilter};
 use crate::embedded::columns as col;
@@ -57,68 +57,69 @@ fn event_from_row(row: &Row<'_>) -> Result<ArchivedEvent> {
     })
 }
 
+/// Appends archived events inside the caller's transaction.
+pub(super) fn append_in(conn: &Connection, events: &[ArchivedEvent]) -> Result<()> {
+    let what = "archiving events";
+    let ev = || events.iter().map(|a| &a.event);
+    let loc = || ev().map(|e| e.location.as_ref());
+    let payloads = ev()
+        .map(|e| e.payload.as_ref().map(struct_to_json).transpose())
+        .collect::<Result<Vec<_>>>()?;
+    let occurred = ev()
+        .map(|e| opt_nanos(e.occurred_at.as_ref(), "occurred_at"))
+        .collect::<Result<Vec<_>>>()?;
+    let received = ev()
+        .map(|e| opt_nanos(e.received_at.as_ref(), "received_at"))
+        .collect::<Result<Vec<_>>>()?;
+    let columns = vec![
+        ("event_id", col::text(ev().map(|e| e.event_id.as_str()))),
+        ("subject_id", col::text(ev().map(|e| e.subject_id.as_str()))),
+        ("event_type", col::text(ev().map(|e| e.event_type.as_str()))),
+        (
+            "event_subtype",
+            col::text(ev().map(|e| e.event_subtype.as_str())),
+        ),
+        (
+            "source_system",
+            col::text(ev().map(|e| e.source_system.as_str())),
+        ),
+        ("occurred_at", col::opt_i64s(occurred.into_iter())),
+        (
+            "region",
+            col::opt_text(loc().map(|l| l.map(|l| l.region.as_str()))),
+        ),
+        (
+            "district",
+            col::opt_text(loc().map(|l| l.map(|l| l.district.as_str()))),
+        ),
+        ("lat", col::opt_f64s(loc().map(|l| l.map(|l| l.lat)))),
+        ("lon", col::opt_f64s(loc().map(|l| l.map(|l| l.lon)))),
+        (
+            "payload",
+            col::opt_text(payloads.iter().map(Option::as_deref)),
+        ),
+        (
+            "evidence_uri",
+            col::text(ev().map(|e| e.evidence_uri.as_str())),
+        ),
+        ("received_at", col::opt_i64s(received.into_iter())),
+        (
+            "bus_partition",
+            col::u32s(events.iter().map(|a| a.partition)),
+        ),
+        ("bus_offset", col::u64s(events.iter().map(|a| a.offset))),
+        ("applied", col::bools(events.iter().map(|a| a.applied))),
+    ];
+    col::append(conn, "store", "events", columns, what)
+}
+
 #[async_trait]
 impl Archive for Duck {
     async fn append_events(&self, events: Vec<ArchivedEvent>) -> Result<()> {
         if events.is_empty() {
             return Ok(());
         }
-        self.write(|w| {
-            let what = "archiving events";
-            let ev = || events.iter().map(|a| &a.event);
-            let loc = || ev().map(|e| e.location.as_ref());
-            let payloads = ev()
-                .map(|e| e.payload.as_ref().map(struct_to_json).transpose())
-                .collect::<Result<Vec<_>>>()?;
-            let occurred = ev()
-                .map(|e| opt_nanos(e.occurred_at.as_ref(), "occurred_at"))
-                .collect::<Result<Vec<_>>>()?;
-            let received = ev()
-                .map(|e| opt_nanos(e.received_at.as_ref(), "received_at"))
-                .collect::<Result<Vec<_>>>()?;
-            let columns = vec![
-                ("event_id", col::text(ev().map(|e| e.event_id.as_str()))),
-                ("subject_id", col::text(ev().map(|e| e.subject_id.as_str()))),
-                ("event_type", col::text(ev().map(|e| e.event_type.as_str()))),
-                (
-                    "event_subtype",
-                    col::text(ev().map(|e| e.event_subtype.as_str())),
-                ),
-                (
-                    "source_system",
-                    col::text(ev().map(|e| e.source_system.as_str())),
-                ),
-                ("occurred_at", col::opt_i64s(occurred.into_iter())),
-                (
-                    "region",
-                    col::opt_text(loc().map(|l| l.map(|l| l.region.as_str()))),
-                ),
-                (
-                    "district",
-                    col::opt_text(loc().map(|l| l.map(|l| l.district.as_str()))),
-                ),
-                ("lat", col::opt_f64s(loc().map(|l| l.map(|l| l.lat)))),
-                ("lon", col::opt_f64s(loc().map(|l| l.map(|l| l.lon)))),
-                (
-                    "payload",
-                    col::opt_text(payloads.iter().map(Option::as_deref)),
-                ),
-                (
-                    "evidence_uri",
-                    col::text(ev().map(|e| e.evidence_uri.as_str())),
-                ),
-                ("received_at", col::opt_i64s(received.into_iter())),
-                (
-                    "bus_partition",
-                    col::u32s(events.iter().map(|a| a.partition)),
-                ),
-                ("bus_offset", col::u64s(events.iter().map(|a| a.offset))),
-                ("applied", col::bools(events.iter().map(|a| a.applied))),
-            ];
-            in_transaction(&w.conn, what, |conn| {
-                col::append(conn, "store", "events", columns, what)
-            })
-        })
+        self.write(|w| in_transaction(&w.conn, "archiving events", |conn| append_in(conn, &events)))
     }
 
     async fn truncate_events(&self, partition: u32, offset: u64) -> Result<u64> {

@@ -10,6 +10,7 @@ mod analytics;
 mod archive;
 mod bus;
 mod columns;
+mod commit;
 mod convert;
 mod duck;
 mod graph;
@@ -97,6 +98,7 @@ impl Embedded {
             graph: self.duck.clone(),
             lists: self.duck.clone(),
             analytics: self.duck.clone(),
+            committer: self.duck.clone(),
         }
     }
 }

@@ -75,6 +75,75 @@ fn subject_range(subject_id: &str, range: TimeRange) -> Where {
     filters
 }
 
+/// Appends score points and changes inside the caller's transaction; changes get the
+/// sequence numbers from `first_seq` on.
+pub(super) fn append_in(
+    conn: &Connection,
+    first_seq: u64,
+    partition: u32,
+    points: &[ScorePoint],
+    changes: &[(u64, ScoreChange)],
+) -> Result<()> {
+    let p = || points.iter();
+    let point_columns = vec![
+        ("subject_id", col::text(p().map(|p| p.subject_id.as_str()))),
+        ("event_id", col::text(p().map(|p| p.event_id.as_str()))),
+        ("event_type", col::text(p().map(|p| p.event_type.as_str()))),
+        ("region", col::text(p().map(|p| p.region.as_str()))),
+        ("occurred_at", col::i64s(p().map(|p| p.at.nanos()))),
+        ("score", col::f64s(p().map(|p| p.score))),
+        ("tier", col::text(p().map(|p| p.tier.as_str()))),
+        ("delta", col::f64s(p().map(|p| p.delta))),
+        ("changes", col::u32s(p().map(|p| p.changes))),
+        ("bus_partition", col::u32s(p().map(|p| p.partition))),
+        ("bus_offset", col::u64s(p().map(|p| p.offset))),
+    ];
+    let c = || changes.iter().map(|(_, c)| c);
+    let inputs = c()
+        .map(|c| to_json(&c.inputs, "score change inputs"))
+        .collect::<Result<Vec<_>>>()?;
+    let change_columns = vec![
+        (
+            "seq",
+            col::u64s(first_seq..first_seq + changes.len() as u64),
+        ),
+        ("event_id", col::text(c().map(|c| c.event_id.as_str()))),
+        ("subject_id", col::text(c().map(|c| c.subject_id.as_str()))),
+        ("rule_id", col::text(c().map(|c| &*c.rule_id))),
+        ("rule_version", col::u32s(c().map(|c| c.rule_version))),
+        ("config_version", col::u32s(c().map(|c| c.config_version))),
+        ("old_score", col::f64s(c().map(|c| c.old_score))),
+        ("new_score", col::f64s(c().map(|c| c.new_score))),
+        ("delta", col::f64s(c().map(|c| c.delta))),
+        ("factor", col::f64s(c().map(|c| c.factor))),
+        ("occurred_at", col::i64s(c().map(|c| c.at.nanos()))),
+        ("reason", col::text(c().map(|c| &*c.reason))),
+        ("inputs", col::text(inputs.iter().map(String::as_str))),
+        (
+            "bus_partition",
+            col::u32s(changes.iter().map(|_| partition)),
+        ),
+        (
+            "bus_offset",
+            col::u64s(changes.iter().map(|(offset, _)| *offset)),
+        ),
+    ];
+    col::append(
+        conn,
+        "store",
+        "score_points",
+        point_columns,
+        "appending score points",
+    )?;
+    col::append(
+        conn,
+        "store",
+        "score_changes",
+        change_columns,
+        "appending score changes",
+    )
+}
+
 #[async_trait]
 impl Series for Duck {
     async fn append_scores(
@@ -88,65 +157,8 @@ impl Series for Duck {
         }
         self.write(|w| {
             let first_seq = w.next_change_seq;
-            let p = || points.iter();
-            let point_columns = vec![
-                ("subject_id", col::text(p().map(|p| p.subject_id.as_str()))),
-                ("event_id", col::text(p().map(|p| p.event_id.as_str()))),
-                ("event_type", col::text(p().map(|p| p.event_type.as_str()))),
-                ("region", col::text(p().map(|p| p.region.as_str()))),
-                ("occurred_at", col::i64s(p().map(|p| p.at.nanos()))),
-                ("score", col::f64s(p().map(|p| p.score))),
-                ("tier", col::text(p().map(|p| p.tier.as_str()))),
-                ("delta", col::f64s(p().map(|p| p.delta))),
-                ("changes", col::u32s(p().map(|p| p.changes))),
-                ("bus_partition", col::u32s(p().map(|p| p.partition))),
-                ("bus_offset", col::u64s(p().map(|p| p.offset))),
-            ];
-            let c = || changes.iter().map(|(_, c)| c);
-            let inputs = c()
-                .map(|c| to_json(&c.inputs, "score change inputs"))
-                .collect::<Result<Vec<_>>>()?;
-            let change_columns = vec![
-                (
-                    "seq",
-                    col::u64s(first_seq..first_seq + changes.len() as u64),
-                ),
-                ("event_id", col::text(c().map(|c| c.event_id.as_str()))),
-                ("subject_id", col::text(c().map(|c| c.subject_id.as_str()))),
-                ("rule_id", col::text(c().map(|c| &*c.rule_id))),
-                ("rule_version", col::u32s(c().map(|c| c.rule_version))),
-                ("config_version", col::u32s(c().map(|c| c.config_version))),
-                ("old_score", col::f64s(c().map(|c| c.old_score))),
-                ("new_score", col::f64s(c().map(|c| c.new_score))),
-                ("delta", col::f64s(c().map(|c| c.delta))),
-                ("factor", col::f64s(c().map(|c| c.factor))),
-                ("occurred_at", col::i64s(c().map(|c| c.at.nanos()))),
-                ("reason", col::text(c().map(|c| &*c.reason))),
-                ("inputs", col::text(inputs.iter().map(String::as_str))),
-                (
-                    "bus_partition",
-                    col::u32s(changes.iter().map(|_| partition)),
-                ),
-                (
-                    "bus_offset",
-                    col::u64s(changes.iter().map(|(offset, _)| *offset)),
-                ),
-            ];
             in_transaction(&w.conn, "appending scores", |conn| {
-                col::append(
-                    conn,
-                    "store",
-                    "score_points",
-                    point_columns,
-                    "appending score points",
-                )?;
-                col::append(
-                    conn,
-                    "store",
-                    "score_changes",
-                    change_columns,
-                    "appending score changes",
-                )
+                append_in(conn, first_seq, partition, &points, &changes)
             })?;
             w.next_change_seq = first_seq + changes.len() as u64;
             Ok(())

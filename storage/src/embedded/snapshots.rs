@@ -85,124 +85,168 @@ pub(super) fn load_offsets(conn: &Connection) -> Result<FxHashMap<u32, u64>> {
     rows.collect::<Result<_, _>>().ctx("loading offsets")
 }
 
+/// Which rows a snapshot commit writes: per state, its row key when it is the last state of
+/// its subject in the batch (only that one is written), else `None`.
+pub(super) struct SnapshotPlan {
+    sids: Vec<Option<i64>>,
+    any_existing: bool,
+    /// The next free row key after this commit.
+    pub(super) next_sid: i64,
+}
+
+/// Plans a snapshot commit against what memory holds; `next_sid` is the next free key.
+pub(super) fn plan(
+    memory: &SnapshotMemory,
+    states: &[SubjectState],
+    next_sid: i64,
+) -> SnapshotPlan {
+    let mut last: FxHashMap<&str, usize> = FxHashMap::default();
+    for (i, s) in states.iter().enumerate() {
+        last.insert(s.subject_id.as_str(), i);
+    }
+    let mut next_sid = next_sid;
+    let mut any_existing = false;
+    let sids = states
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            if last.get(s.subject_id.as_str()) != Some(&i) {
+                return None;
+            }
+            Some(if let Some(entry) = memory.by_id.get(&s.subject_id) {
+                any_existing = true;
+                entry.sid
+            } else {
+                next_sid += 1;
+                next_sid - 1
+            })
+        })
+        .collect();
+    SnapshotPlan {
+        sids,
+        any_existing,
+        next_sid,
+    }
+}
+
+/// Writes planned snapshots and the partition's committed offset inside the caller's
+/// transaction.
+pub(super) fn write_in(
+    conn: &Connection,
+    plan: &SnapshotPlan,
+    states: &[SubjectState],
+    partition: u32,
+    next_offset: u64,
+    at: Timestamp,
+) -> Result<()> {
+    let kept: Vec<(&SubjectState, i64)> = states
+        .iter()
+        .zip(&plan.sids)
+        .filter_map(|(s, sid)| sid.map(|sid| (s, sid)))
+        .collect();
+    let k = || kept.iter().map(|(s, _)| *s);
+    let rules = k()
+        .map(|s| to_json(&s.rules, "rule histories"))
+        .collect::<Result<Vec<_>>>()?;
+    let columns = vec![
+        ("sid", col::i64s(kept.iter().map(|(_, sid)| *sid))),
+        ("subject_id", col::text(k().map(|s| s.subject_id.as_str()))),
+        ("bus_partition", col::u32s(k().map(|_| partition))),
+        ("score", col::f64s(k().map(|s| s.score))),
+        ("tier", col::text(k().map(|s| &*s.tier))),
+        ("last_time", col::i64s(k().map(|s| s.last_time.nanos()))),
+        (
+            "last_event_id",
+            col::text(k().map(|s| s.last_event_id.as_str())),
+        ),
+        ("applied_events", col::u64s(k().map(|s| s.applied_events))),
+        ("config_version", col::u32s(k().map(|s| s.config_version))),
+        ("rules", col::text(rules.iter().map(String::as_str))),
+        ("updated_at", col::i64s(k().map(|_| at.nanos()))),
+    ];
+    col::append(
+        conn,
+        "temp",
+        "snapshots_stage",
+        columns,
+        "staging snapshots",
+    )?;
+    if plan.any_existing {
+        conn.execute_batch(
+            "DELETE FROM store.snapshots USING snapshots_stage \
+             WHERE store.snapshots.sid = snapshots_stage.sid",
+        )
+        .ctx("replacing snapshots")?;
+    }
+    conn.execute_batch(
+        "INSERT INTO store.snapshots SELECT * FROM snapshots_stage; \
+         DELETE FROM snapshots_stage;",
+    )
+    .ctx("inserting snapshots")?;
+    conn.execute(
+        "DELETE FROM store.offsets WHERE bus_partition = ?",
+        params![partition],
+    )
+    .ctx("moving the committed offset")?;
+    conn.execute(
+        "INSERT INTO store.offsets VALUES (?, ?)",
+        params![partition, next_offset],
+    )
+    .ctx("moving the committed offset")?;
+    Ok(())
+}
+
+impl Duck {
+    /// After the commit: memory answers what was written.
+    pub(super) fn remember_snapshots(
+        &self,
+        mut states: Vec<SubjectState>,
+        plan: SnapshotPlan,
+        partition: u32,
+        next_offset: u64,
+        at: Timestamp,
+    ) {
+        let mut memory = self.snapshots.write();
+        for (mut state, sid) in states.drain(..).zip(plan.sids) {
+            let Some(sid) = sid else { continue };
+            // Not stored, so not kept: memory answers exactly what a reopen would.
+            state.applied_event_digests = FxHashSet::default();
+            if !memory.by_id.contains_key(&state.subject_id) {
+                memory.order.insert(state.subject_id.clone());
+            }
+            memory.by_id.insert(
+                state.subject_id.clone(),
+                SnapshotEntry {
+                    sid,
+                    partition,
+                    snapshot: StoredSnapshot {
+                        state,
+                        updated_at: at,
+                    },
+                },
+            );
+        }
+        drop(memory);
+        self.offsets.write().insert(partition, next_offset);
+    }
+}
+
 #[async_trait]
 impl Snapshots for Duck {
     async fn commit(
         &self,
         partition: u32,
         next_offset: u64,
-        mut states: Vec<SubjectState>,
+        states: Vec<SubjectState>,
         at: Timestamp,
     ) -> Result<()> {
         self.write(|w| {
-            // A subject twice in one batch: only its last state counts.
-            let mut last: FxHashMap<&str, usize> = FxHashMap::default();
-            for (i, s) in states.iter().enumerate() {
-                last.insert(s.subject_id.as_str(), i);
-            }
-            let mut next_sid = w.next_sid;
-            let mut any_existing = false;
-            let sids: Vec<Option<i64>> = {
-                let memory = self.snapshots.read();
-                states
-                    .iter()
-                    .enumerate()
-                    .map(|(i, s)| {
-                        if last.get(s.subject_id.as_str()) != Some(&i) {
-                            return None;
-                        }
-                        Some(if let Some(entry) = memory.by_id.get(&s.subject_id) {
-                            any_existing = true;
-                            entry.sid
-                        } else {
-                            next_sid += 1;
-                            next_sid - 1
-                        })
-                    })
-                    .collect()
-            };
-            drop(last);
-            // Only the last state of a subject in the batch is written.
-            let kept: Vec<(&SubjectState, i64)> = states
-                .iter()
-                .zip(&sids)
-                .filter_map(|(s, sid)| sid.map(|sid| (s, sid)))
-                .collect();
-            let k = || kept.iter().map(|(s, _)| *s);
-            let rules = k()
-                .map(|s| to_json(&s.rules, "rule histories"))
-                .collect::<Result<Vec<_>>>()?;
-            let columns = vec![
-                ("sid", col::i64s(kept.iter().map(|(_, sid)| *sid))),
-                ("subject_id", col::text(k().map(|s| s.subject_id.as_str()))),
-                ("bus_partition", col::u32s(k().map(|_| partition))),
-                ("score", col::f64s(k().map(|s| s.score))),
-                ("tier", col::text(k().map(|s| &*s.tier))),
-                ("last_time", col::i64s(k().map(|s| s.last_time.nanos()))),
-                (
-                    "last_event_id",
-                    col::text(k().map(|s| s.last_event_id.as_str())),
-                ),
-                ("applied_events", col::u64s(k().map(|s| s.applied_events))),
-                ("config_version", col::u32s(k().map(|s| s.config_version))),
-                ("rules", col::text(rules.iter().map(String::as_str))),
-                ("updated_at", col::i64s(k().map(|_| at.nanos()))),
-            ];
+            let plan = plan(&self.snapshots.read(), &states, w.next_sid);
             in_transaction(&w.conn, "committing snapshots", |conn| {
-                col::append(
-                    conn,
-                    "temp",
-                    "snapshots_stage",
-                    columns,
-                    "staging snapshots",
-                )?;
-                if any_existing {
-                    conn.execute_batch(
-                        "DELETE FROM store.snapshots USING snapshots_stage \
-                         WHERE store.snapshots.sid = snapshots_stage.sid",
-                    )
-                    .ctx("replacing snapshots")?;
-                }
-                conn.execute_batch(
-                    "INSERT INTO store.snapshots SELECT * FROM snapshots_stage; \
-                     DELETE FROM snapshots_stage;",
-                )
-                .ctx("inserting snapshots")?;
-                conn.execute(
-                    "DELETE FROM store.offsets WHERE bus_partition = ?",
-                    params![partition],
-                )
-                .ctx("moving the committed offset")?;
-                conn.execute(
-                    "INSERT INTO store.offsets VALUES (?, ?)",
-                    params![partition, next_offset],
-                )
-                .ctx("moving the committed offset")?;
-                Ok(())
+                write_in(conn, &plan, &states, partition, next_offset, at)
             })?;
-            w.next_sid = next_sid;
-            let mut memory = self.snapshots.write();
-            for (mut state, sid) in states.drain(..).zip(sids) {
-                let Some(sid) = sid else { continue };
-                // Not stored, so not kept: memory answers exactly what a reopen would.
-                state.applied_event_digests = FxHashSet::default();
-                if !memory.by_id.contains_key(&state.subject_id) {
-                    memory.order.insert(state.subject_id.clone());
-                }
-                memory.by_id.insert(
-                    state.subject_id.clone(),
-                    SnapshotEntry {
-                        sid,
-                        partition,
-                        snapshot: StoredSnapshot {
-                            state,
-                            updated_at: at,
-                        },
-                    },
-                );
-            }
-            drop(memory);
-            self.offsets.write().insert(partition, next_offset);
+            w.next_sid = plan.next_sid;
+            self.remember_snapshots(states, plan, partition, next_offset, at);
             Ok(())
         })
     }
