@@ -67,6 +67,20 @@ test-rust: setup ## Run every Rust test (unit, integration, property, doc, end-t
 	$(CARGO) build --locked -p credence-server --bin credence
 	GRPCURL="$$(deploy/local/grpcurl.sh)" $(CARGO) test --workspace --locked
 
+.PHONY: test-e2e
+test-e2e: setup ## End-to-end tests only: a real node over gRPC, grpcurl, the crash test
+	$(CARGO) build --locked -p credence-server --bin credence
+	GRPCURL="$$(deploy/local/grpcurl.sh)" $(CARGO) test --locked -p credence-tests --no-fail-fast
+
+.PHONY: test-crash
+test-crash: setup ## Only the kill -9 crash test, with its progress lines
+	$(CARGO) build --locked -p credence-server --bin credence
+	$(CARGO) test --locked -p credence-tests --test crash -- --nocapture
+
+.PHONY: grpcurl
+grpcurl: ## Build grpcurl once (Go module proxy) and print its path
+	@deploy/local/grpcurl.sh
+
 .PHONY: doc
 doc: setup ## Build the API docs; a missing or broken doc is an error
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --locked
@@ -105,8 +119,9 @@ bench-stack: ## Bulk write rates of each stack store through its crate (needs `m
 test: fmt-check clippy clippy-stack test-rust doc test-stack ## Everything CI runs: format, lints, all tests, docs, the real stack
 
 .PHONY: bench
-bench: setup ## Run the benchmarks (scoring engine throughput)
+bench: setup ## Run the criterion benchmarks (scoring engine, embedded micro-batch commit)
 	$(CARGO) bench -p credence-scorer --bench apply
+	$(CARGO) bench -p credence-storage --bench embedded_commit
 
 LOADGEN_ARGS ?= --duration 30s --warmup 5s
 BENCH_NODE_ARGS ?=

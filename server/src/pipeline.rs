@@ -1,12 +1,14 @@
-//! The scoring pipeline: one worker per bus partition.
+//! The scoring pipeline: one worker per bus partition, and one committer.
 //!
 //! A worker reads a micro-batch of events from its partition, scores them in bus order with
-//! the live engine against its in-memory subject states, then commits in this order: the
-//! archived events, the score points and changes, and last the changed snapshots together
-//! with the offset they reflect (one write per changed subject per micro-batch). On start
-//! (and after any failure) it reloads the committed snapshots, drops archive and series rows
-//! past the committed offset (a crash between the writes leaves some) and scores again from
-//! there: every acknowledged event is reflected exactly once.
+//! the live engine against its in-memory subject states, and hands the result to the
+//! committer, which writes every ready batch of every partition in one call: the archived
+//! events, the score points and changes, and last the changed snapshots together with the
+//! offset they reflect (one write per changed subject per micro-batch). The embedded backend
+//! does all of it in one transaction; others write role by role in that order. On start (and
+//! after any failure) a worker reloads the committed snapshots, drops archive and series
+//! rows past the committed offset (a crash between role writes leaves some) and scores again
+//! from there: every acknowledged event is reflected exactly once.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1290,6 +1290,93 @@ pub async fn analytics_refuses_writes_files_and_slow_queries(stores: Stores) {
         .expect("after cancel");
 }
 
+/// A committer writes every role of every batch, moves each partition's offset, and refuses
+/// two batches of one partition in one call.
+pub async fn committer_writes_every_role_then_the_offset(stores: Stores) {
+    let batch = |partition: u32, subject: &str, offsets: std::ops::Range<u64>| {
+        let mut b = crate::PartitionCommit {
+            partition,
+            next_offset: offsets.end,
+            ..Default::default()
+        };
+        for offset in offsets {
+            #[allow(clippy::cast_possible_wrap, reason = "small test offsets")]
+            let at = T0 + offset as i64 * HOUR;
+            let mut e = event(&format!("{subject}-{offset}"), subject, "financial", at);
+            e.received_at = Some(pb_ts(at));
+            b.events.push(archived(e, partition, offset, true));
+            let mut p = point(subject, "financial", "north", at, -5.0, 1, offset);
+            p.partition = partition;
+            p.event_id = format!("{subject}-{offset}");
+            b.points.push(p);
+            b.changes.push((offset, change(subject, "late", at, -5.0)));
+        }
+        b.states.push(state(subject, 995.0, "C"));
+        b
+    };
+    let committer = &stores.committer;
+    committer
+        .commit(vec![batch(0, "cm-a", 0..3), batch(1, "cm-b", 0..2)], ts(T0))
+        .await
+        .expect("commit two partitions");
+    assert_eq!(
+        stores.snapshots.committed_offset(0).await.expect("offset"),
+        3
+    );
+    assert_eq!(
+        stores.snapshots.committed_offset(1).await.expect("offset"),
+        2
+    );
+    let found = stores
+        .snapshots
+        .get_snapshots(&["cm-a".into(), "cm-b".into()])
+        .await
+        .expect("snapshots");
+    assert!(found.iter().all(Option::is_some), "{found:?}");
+    let events = stores
+        .archive
+        .list_events(
+            &crate::EventFilter {
+                subject_id: "cm-a".into(),
+                ..Default::default()
+            },
+            &Page::first(10),
+        )
+        .await
+        .expect("events");
+    assert_eq!(events.items.len(), 3);
+    let history = stores
+        .series
+        .score_history("cm-b", crate::TimeRange::default(), &Page::first(10))
+        .await
+        .expect("history");
+    assert_eq!(history.items.len(), 2);
+    let changes = stores
+        .series
+        .score_changes("cm-a", crate::TimeRange::default(), &Page::first(10))
+        .await
+        .expect("changes");
+    assert_eq!(changes.items.len(), 3);
+    // A later batch continues the partition.
+    committer
+        .commit(vec![batch(0, "cm-a", 3..4)], ts(T0 + HOUR))
+        .await
+        .expect("commit again");
+    assert_eq!(
+        stores.snapshots.committed_offset(0).await.expect("offset"),
+        4
+    );
+    let err = committer
+        .commit(vec![batch(2, "cm-c", 0..1), batch(2, "cm-d", 1..2)], ts(T0))
+        .await
+        .expect_err("two batches of partition 2");
+    assert!(err.to_string().contains("one batch per partition"), "{err}");
+    assert_eq!(
+        stores.snapshots.committed_offset(2).await.expect("offset"),
+        0
+    );
+}
+
 /// Expands every check of the suite into a test for one backend. `$open` is an async
 /// expression that evaluates to a fresh, empty [`Stores`] (a `(Stores, guard)` pair is not
 /// needed: keep temporary directories alive inside the backend or leak them). The tests
@@ -1309,6 +1396,7 @@ macro_rules! conformance_tests {
             lists_filter_expire_and_page,
             analytics_answers_arrow_ipc,
             analytics_refuses_writes_files_and_slow_queries,
+            committer_writes_every_role_then_the_offset,
         );
     };
     (@each $open:expr; $($check:ident),* $(,)?) => {

@@ -25,6 +25,15 @@ fn open(dir: &PathBuf) -> Stores {
 
 credence_storage::conformance_tests!(open(&data_dir()));
 
+/// The ordered, transaction-free committer (what backends without cross-role transactions
+/// use) passes the same check over the embedded roles.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sequential_committer_passes_the_committer_check() {
+    let mut stores = open(&data_dir());
+    stores.committer = Arc::new(credence_storage::Sequential(stores.clone()));
+    credence_storage::conformance::committer_writes_every_role_then_the_offset(stores).await;
+}
+
 fn ts(nanos: i64) -> Timestamp {
     Timestamp::from_nanos(nanos)
 }
