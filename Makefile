@@ -65,12 +65,12 @@ clippy: setup ## Lint every crate and target; warnings are errors
 .PHONY: test-rust
 test-rust: setup ## Run every Rust test (unit, integration, property, doc, end-to-end against a real node)
 	$(CARGO) build --locked -p credence-server --bin credence
-	GRPCURL="$$(deploy/local/grpcurl.sh)" $(CARGO) test --workspace --locked
+	GRPCURL="$$(deploy/local/grpcurl.sh)" CREDENCE_PYTHON="$$(deploy/local/python-env.sh)" $(CARGO) test --workspace --locked
 
 .PHONY: test-e2e
-test-e2e: setup ## End-to-end tests only: a real node over gRPC, grpcurl, the crash test
+test-e2e: setup ## End-to-end tests only: a real node over gRPC, grpcurl, Python, the crash test
 	$(CARGO) build --locked -p credence-server --bin credence
-	GRPCURL="$$(deploy/local/grpcurl.sh)" $(CARGO) test --locked -p credence-tests --no-fail-fast
+	GRPCURL="$$(deploy/local/grpcurl.sh)" CREDENCE_PYTHON="$$(deploy/local/python-env.sh)" $(CARGO) test --locked -p credence-tests --no-fail-fast
 
 .PHONY: test-crash
 test-crash: setup ## Only the kill -9 crash test, with its progress lines
