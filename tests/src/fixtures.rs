@@ -201,3 +201,26 @@ pub fn worked_events(subject: &str) -> Vec<pb::Event> {
         ),
     ]
 }
+
+/// Asserts that a snapshot from the node is, to the bit, the pure engine's state.
+///
+/// # Panics
+/// On the first field that differs, naming the subject.
+pub fn assert_snapshot_matches(snapshot: &pb::ScoreSnapshot, state: &domain::SubjectState) {
+    let id = &snapshot.subject_id;
+    assert_eq!(
+        snapshot.score.to_bits(),
+        state.score.to_bits(),
+        "{id}: node {} vs engine {}",
+        snapshot.score,
+        state.score
+    );
+    assert_eq!(snapshot.tier, &*state.tier, "{id}");
+    assert_eq!(snapshot.applied_events, state.applied_events, "{id}");
+    assert_eq!(snapshot.last_event_id, state.last_event_id, "{id}");
+    let last = snapshot
+        .last_event_time
+        .as_ref()
+        .map(crate::events::nanos_of);
+    assert_eq!(last, Some(state.last_time.nanos()), "{id}");
+}

@@ -10,6 +10,7 @@ pub mod analytics;
 pub mod events;
 pub mod fixtures;
 mod node;
+pub mod tools;
 pub mod wait;
 
 pub use node::{Node, NodeOptions, server_binary};

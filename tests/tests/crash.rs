@@ -468,21 +468,7 @@ async fn run() {
             .get(state.subject_id.as_str())
             .unwrap_or_else(|| panic!("{} has archived events but no snapshot", state.subject_id));
         let id = &state.subject_id;
-        assert_eq!(
-            snapshot.score.to_bits(),
-            state.score.to_bits(),
-            "{id}: server {} vs engine {}",
-            snapshot.score,
-            state.score
-        );
-        assert_eq!(snapshot.tier, &*state.tier, "{id}");
-        assert_eq!(snapshot.applied_events, state.applied_events, "{id}");
-        assert_eq!(snapshot.last_event_id, state.last_event_id, "{id}");
-        assert_eq!(
-            nanos_of(snapshot.last_event_time.as_ref().unwrap()),
-            state.last_time.nanos(),
-            "{id}"
-        );
+        credence_tests::fixtures::assert_snapshot_matches(snapshot, state);
         assert_eq!(snapshot.config_version, config_version, "{id}");
         compared += 1;
     }

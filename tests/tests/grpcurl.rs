@@ -14,20 +14,7 @@ use credence_tests::{Node, wait};
 use serde_json::{Value, json};
 
 fn grpcurl_binary() -> PathBuf {
-    if let Some(bin) = std::env::var_os("GRPCURL") {
-        return PathBuf::from(bin);
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/local/grpcurl.sh");
-    let out = Command::new(&script)
-        .output()
-        .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
-    assert!(
-        out.status.success(),
-        "{} failed: {}",
-        script.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+    credence_tests::tools::tool("GRPCURL", "grpcurl.sh")
 }
 
 fn grpcurl(bin: &Path, node: &Node, args: &[&str], data: Option<&Value>) -> Result<String, String> {

@@ -7,7 +7,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -18,32 +18,15 @@ const SUBJECT: &str = "SUBJ-PYTHON-QUICKSTART";
 /// The script waits at most ~25 s on its own (connect, scoring, analytics); this is a backstop.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(60);
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 fn python_interpreter() -> PathBuf {
-    if let Some(python) = std::env::var_os("CREDENCE_PYTHON") {
-        return PathBuf::from(python);
-    }
-    let script = repo_root().join("deploy/local/python-env.sh");
-    let out = std::process::Command::new(&script)
-        .output()
-        .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
-    assert!(
-        out.status.success(),
-        "{} failed: {}",
-        script.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+    credence_tests::tools::tool("CREDENCE_PYTHON", "python-env.sh")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_quickstart_scores_explains_and_queries() {
     let python = python_interpreter();
     let node = Node::start().await.unwrap();
-    let script = repo_root().join("docs/examples/python/quickstart.py");
+    let script = credence_tests::tools::repo_root().join("docs/examples/python/quickstart.py");
 
     // Run from elsewhere: the script must find the .proto files relative to itself.
     let run = tokio::process::Command::new(&python)

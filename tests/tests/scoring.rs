@@ -162,25 +162,6 @@ fn expected(config_version: u32) -> (domain::Scorer, Vec<domain::ScoreChange>) {
     (scorer, out.changes)
 }
 
-fn assert_snapshot_matches(snapshot: &pb::ScoreSnapshot, state: &domain::SubjectState) {
-    let id = &snapshot.subject_id;
-    assert_eq!(
-        snapshot.score.to_bits(),
-        state.score.to_bits(),
-        "{id}: {} vs {}",
-        snapshot.score,
-        state.score
-    );
-    assert_eq!(snapshot.tier, &*state.tier, "{id}");
-    assert_eq!(snapshot.applied_events, state.applied_events, "{id}");
-    assert_eq!(snapshot.last_event_id, state.last_event_id, "{id}");
-    assert_eq!(
-        nanos_of(snapshot.last_event_time.as_ref().unwrap()),
-        state.last_time.nanos(),
-        "{id}"
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worked_example_scores_as_documented_and_reads_back_everywhere() {
     let node = Node::start().await.unwrap();
@@ -227,7 +208,7 @@ async fn worked_example_scores_as_documented_and_reads_back_everywhere() {
             "{subject}: {snapshot:?}"
         );
         assert_eq!(snapshot.tier, tier, "{subject}");
-        assert_snapshot_matches(&snapshot, engine.state(subject).unwrap());
+        fixtures::assert_snapshot_matches(&snapshot, engine.state(subject).unwrap());
     }
 
     // --- ExplainScore: rule@version, delta, reason, old/new, time, config version
