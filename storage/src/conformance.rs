@@ -1,6 +1,6 @@
 //! The conformance suite: what every backend of every role must do.
 //!
-//! Each check is a `pub async fn` taking the backend's [`Stores`]; [`conformance_tests!`]
+//! Each check is a `pub async fn` taking the backend's [`Stores`]; [`crate::conformance_tests!`]
 //! expands all of them into `#[tokio::test]`s for one backend, given an expression that
 //! opens a fresh, empty one. The checks use distinct, known numbers so that a backend that
 //! drops, reorders or rounds anything fails them.

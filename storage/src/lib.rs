@@ -9,7 +9,7 @@
 //!
 //! [`embedded::Embedded`] implements every role in one process over one data directory (an
 //! append-only log per bus partition and a DuckDB file). [`conformance`] holds the checks
-//! every backend must pass; [`conformance_tests!`] expands them into tests for one backend.
+//! every backend must pass; [`crate::conformance_tests!`] expands them into tests for one backend.
 //! The cluster clients (Kafka, MongoDB protocol, CQL, InfluxDB, Dgraph) sit behind cargo
 //! features.
 

@@ -201,3 +201,30 @@ async fn sql_answers_in_arrow_and_refuses_what_is_not_a_read() {
     );
     assert_eq!(again, Some(EVENTS as i64));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_past_the_memory_limit_is_refused_and_the_node_goes_on() {
+    let node = Node::start_with(credence_tests::NodeOptions {
+        env: vec![("CREDENCE__ANALYTICS__MEMORY_LIMIT".into(), "100MB".into())],
+        config_toml: None,
+    })
+    .await
+    .unwrap();
+    // One string of about a gigabyte cannot be built in 100 MB.
+    let err = run_sql(
+        &node,
+        "select length(string_agg(repeat('x', 1000), ',')) from range(1000000)",
+        0,
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert!(
+        err.message().contains("analytics.memory_limit") && !err.message().contains("SET "),
+        "{}",
+        err.message()
+    );
+    let small = single_int(&run_sql(&node, "select 41 + 1", 0, None).await.unwrap());
+    assert_eq!(small, Some(42));
+}

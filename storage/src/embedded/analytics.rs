@@ -102,8 +102,12 @@ fn run(conn: &Connection, sql: &str, max_rows: u64) -> Result<AnalyticsResult> {
 fn query_error(e: &duckdb::Error) -> StorageError {
     let text = e.to_string();
     if text.contains("Out of Memory") {
+        // DuckDB's advice after the first line (SET threads, SET memory_limit) cannot be
+        // followed here: the configuration is locked.
+        let first = text.lines().next().unwrap_or_default();
         StorageError::LimitExceeded(format!(
-            "query ran out of memory (the analytics memory limit): {text}"
+            "query ran out of memory (analytics.memory_limit); ask for less, or aggregate \
+             before collecting: {first}"
         ))
     } else {
         StorageError::Invalid(format!("query failed: {text}"))
