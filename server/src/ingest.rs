@@ -111,8 +111,7 @@ impl Ingest {
                     break;
                 };
                 for (_, bytes) in &records {
-                    let event = pb::Event::decode(bytes.as_slice())?;
-                    seen.insert(event_digest(&event.event_id));
+                    seen.insert(event_digest(&event_id_of(bytes)?));
                 }
                 from = last + 1;
             }
@@ -342,6 +341,25 @@ impl Ingest {
     }
 }
 
+/// The `event_id` of an encoded event. Ingestion encodes it first (prost writes fields in
+/// number order), so it is read from the front without decoding the payload; any other
+/// layout falls back to a full decode.
+fn event_id_of(bytes: &[u8]) -> Result<String, prost::DecodeError> {
+    let mut rest = bytes;
+    // Field 1, wire type 2 (length-delimited): tag byte 0x0A.
+    if rest.first() == Some(&0x0A) {
+        rest = &rest[1..];
+        if let Ok(len) = prost::encoding::decode_varint(&mut rest) {
+            if let Some(id) = usize::try_from(len).ok().and_then(|n| rest.get(..n)) {
+                if let Ok(id) = std::str::from_utf8(id) {
+                    return Ok(id.to_owned());
+                }
+            }
+        }
+    }
+    pb::Event::decode(bytes).map(|e| e.event_id)
+}
+
 /// Nesting depth of a payload: a flat struct is 1.
 fn struct_depth(s: &prost_types::Struct) -> usize {
     1 + s.fields.values().map(value_depth).max().unwrap_or(0)
@@ -359,6 +377,20 @@ fn value_depth(v: &prost_types::Value) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_ids_are_read_from_the_front_of_the_encoding() {
+        let mut event = pb::Event {
+            event_id: "e-\u{e9}-1".into(),
+            subject_id: "s".into(),
+            ..pb::Event::default()
+        };
+        assert_eq!(event_id_of(&event.encode_to_vec()).unwrap(), event.event_id);
+        event.event_id = "x".repeat(300);
+        assert_eq!(event_id_of(&event.encode_to_vec()).unwrap(), event.event_id);
+        event.event_id.clear();
+        assert_eq!(event_id_of(&event.encode_to_vec()).unwrap(), "");
+    }
 
     #[test]
     fn partitions_are_stable_and_spread() {
