@@ -253,3 +253,75 @@ async fn a_reopen_keeps_everything_acknowledged() {
         .unwrap();
     assert_eq!(counted.rows, 1);
 }
+
+/// Snapshots are appended; a reopen keeps only the latest row of each subject once the
+/// superseded ones outnumber them, and every subject restores to its latest state.
+#[tokio::test(flavor = "multi_thread")]
+async fn superseded_snapshot_rows_are_dropped_at_reopen() {
+    let dir = data_dir();
+    let subjects = 5_000;
+    {
+        let stores = open(&dir);
+        for round in 1..=5u32 {
+            let states = (0..subjects)
+                .map(|i| {
+                    let mut s = SubjectState::new(
+                        format!("c{i}"),
+                        f64::from(round),
+                        Arc::from("C"),
+                        ts(i64::from(round)),
+                    );
+                    s.applied_events = u64::from(round);
+                    s
+                })
+                .collect();
+            stores
+                .snapshots
+                .commit(0, u64::from(round), states, ts(0))
+                .await
+                .unwrap();
+        }
+    }
+    let stores = open(&dir);
+    let count = |sql: &'static str| {
+        let stores = stores.clone();
+        async move {
+            let result = stores
+                .analytics
+                .run_sql(
+                    sql,
+                    QueryLimits {
+                        max_rows: 10,
+                        timeout: std::time::Duration::from_secs(30),
+                    },
+                )
+                .await
+                .unwrap();
+            let mut reader =
+                arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(result.ipc), None)
+                    .unwrap();
+            let batch = reader.next().unwrap().unwrap();
+            batch
+                .column(0)
+                .as_any()
+                .downcast_ref::<arrow::array::Int64Array>()
+                .unwrap()
+                .value(0)
+        }
+    };
+    assert_eq!(count("select count(*) from store.snapshots").await, 5_000);
+    assert_eq!(
+        count("select count(*) from snapshots where score = 5").await,
+        5_000
+    );
+    let found = stores
+        .snapshots
+        .get_snapshots(&["c0".into(), "c4999".into()])
+        .await
+        .unwrap();
+    for s in found {
+        let s = s.unwrap().state;
+        assert_eq!((s.score, s.applied_events), (5.0, 5));
+    }
+    assert_eq!(stores.snapshots.committed_offset(0).await.unwrap(), 5);
+}

@@ -18,17 +18,14 @@ impl Committer for Duck {
         }
         self.write(|w| {
             let mut next_sid = w.next_sid;
-            let plans: Vec<_> = {
-                let memory = self.snapshots.read();
-                batches
-                    .iter()
-                    .map(|b| {
-                        let plan = snapshots::plan(&memory, &b.states, next_sid);
-                        next_sid = plan.next_sid;
-                        plan
-                    })
-                    .collect()
-            };
+            let plans: Vec<_> = batches
+                .iter()
+                .map(|b| {
+                    let plan = snapshots::plan(&b.states, next_sid);
+                    next_sid = plan.next_sid;
+                    plan
+                })
+                .collect();
             let mut seq = w.next_change_seq;
             in_transaction(&w.conn, "committing micro-batches", |conn| {
                 for (b, plan) in batches.iter().zip(&plans) {

@@ -69,8 +69,6 @@ pub(super) struct SnapshotMemory {
 
 /// A snapshot as held in memory.
 pub(super) struct SnapshotEntry {
-    /// Integer key of the subject's row: the upsert joins on it (faster than on text).
-    pub(super) sid: i64,
     /// The partition it was committed under.
     pub(super) partition: u32,
     /// The snapshot.

@@ -51,7 +51,8 @@ CREATE OR REPLACE VIEW main.profiles AS SELECT subject_id, display_name, birth_y
     FROM store.profiles;
 CREATE OR REPLACE VIEW main.snapshots AS SELECT subject_id, bus_partition, score, tier,
     make_timestamp_ns(last_time) AS last_time, last_event_id, applied_events, config_version,
-    rules::JSON AS rules, make_timestamp_ns(updated_at) AS updated_at FROM store.snapshots;
+    rules::JSON AS rules, make_timestamp_ns(updated_at) AS updated_at FROM store.snapshots
+    QUALIFY row_number() OVER (PARTITION BY subject_id ORDER BY sid DESC) = 1;
 CREATE OR REPLACE VIEW main.committed_offsets AS SELECT bus_partition, next_offset
     FROM store.offsets;
 CREATE OR REPLACE VIEW main.rules AS SELECT rule_id, version, name, status, event_type, points,
@@ -79,7 +80,6 @@ CREATE OR REPLACE VIEW main.list_entries AS SELECT subject_id, kind, reason,
 /// Per-connection staging tables of the writer: keyed upserts append here, then replace
 /// the stored rows in one statement.
 pub(super) const STAGING: &str = r"
-CREATE TEMP TABLE IF NOT EXISTS snapshots_stage AS SELECT * FROM store.snapshots LIMIT 0;
 CREATE TEMP TABLE IF NOT EXISTS profiles_stage AS SELECT * FROM store.profiles LIMIT 0;
 CREATE TEMP TABLE IF NOT EXISTS relations_stage AS SELECT * FROM store.relations LIMIT 0;
 ";

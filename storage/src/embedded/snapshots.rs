@@ -1,13 +1,14 @@
 //! Snapshots and committed offsets: table rows, and every snapshot in memory.
 //!
-//! The commit upserts through a staging table: the states go in with an `Appender`, then
-//! one statement deletes the old rows (joined on an integer surrogate key, `sid`) and one
-//! inserts the staged rows, all in the transaction that also moves the partition's offset.
-//! Measured on 200,000 stored subjects and 4,000 states per commit (a scratch comparison;
-//! `benches/embedded_commit.rs` times the chosen one), that was the fastest of the options
-//! tried: keyed `INSERT OR REPLACE` or `ON CONFLICT DO UPDATE` took about twice as long
-//! (index maintenance), joining on the text id instead of `sid` made the delete about 2.5
-//! times as long, and `UPDATE ... FROM` was slower still.
+//! The table is append-only: a commit appends each changed subject's state as a new row
+//! with a fresh, ever-growing `sid`, in the transaction that also moves the partition's
+//! offset; a subject's snapshot is its row with the highest `sid` (the `snapshots` view and
+//! the load at open pick it). Old rows are dropped at open once they outnumber the live
+//! ones. Why not update in place: every in-place variant measured (`DELETE USING` a key
+//! then `INSERT`, the fastest of them; keyed `INSERT OR REPLACE`; `ON CONFLICT DO UPDATE`;
+//! `UPDATE ... FROM`) joins against the whole table on every commit, and leaves deletions
+//! spread over all of its row groups, so each DuckDB checkpoint rewrote the whole table and
+//! stalled a commit for up to seconds (`docs/BENCHMARKS.md`). Appends cost neither.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -25,21 +26,49 @@ use crate::embedded::duck::{Ctx, Duck, SnapshotEntry, SnapshotMemory, in_transac
 use crate::error::Result;
 use crate::page::{Page, Paged};
 
-/// Every stored snapshot, and the next free surrogate key.
+/// Drops superseded snapshot rows once they outnumber the live ones (at open, before any
+/// write: it rewrites the table).
+fn compact(conn: &Connection) -> Result<()> {
+    let (rows, live): (i64, i64) = conn
+        .query_row(
+            "SELECT count(*), count(DISTINCT subject_id) FROM store.snapshots",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .ctx("counting snapshot rows")?;
+    if rows > 2 * live + 10_000 {
+        conn.execute_batch(
+            "DELETE FROM store.snapshots WHERE sid NOT IN \
+             (SELECT max(sid) FROM store.snapshots GROUP BY subject_id); CHECKPOINT;",
+        )
+        .ctx("dropping superseded snapshot rows")?;
+        tracing::info!(dropped = rows - live, "dropped superseded snapshot rows");
+    }
+    Ok(())
+}
+
+/// Every subject's latest snapshot, and the next free row key.
 pub(super) fn load(conn: &Connection) -> Result<(SnapshotMemory, i64)> {
+    compact(conn)?;
+    let next_sid: i64 = conn
+        .query_row(
+            "SELECT coalesce(max(sid), 0) + 1 FROM store.snapshots",
+            [],
+            |r| r.get(0),
+        )
+        .ctx("loading snapshots")?;
     let mut stmt = conn
         .prepare(
             "SELECT sid, subject_id, bus_partition, score, tier, last_time, last_event_id, \
-             applied_events, config_version, rules, updated_at FROM store.snapshots",
+             applied_events, config_version, rules, updated_at FROM store.snapshots \
+             QUALIFY row_number() OVER (PARTITION BY subject_id ORDER BY sid DESC) = 1",
         )
         .ctx("loading snapshots")?;
     let mut rows = stmt.query([]).ctx("loading snapshots")?;
     let mut out = SnapshotMemory::default();
-    let mut next_sid = 1;
     // One `Arc` per tier name, as the engine shares them.
     let mut tiers: FxHashMap<String, Arc<str>> = FxHashMap::default();
     while let Some(row) = rows.next().ctx("loading snapshots")? {
-        let sid: i64 = row.get(0).ctx("reading a snapshot")?;
         let tier: String = row.get(4).ctx("reading a snapshot")?;
         let tier = tiers
             .entry(tier)
@@ -57,12 +86,10 @@ pub(super) fn load(conn: &Connection) -> Result<(SnapshotMemory, i64)> {
             applied_event_digests: FxHashSet::default(),
             rules: from_json::<Vec<RuleHistory>>(&rules, "snapshot rule histories")?,
         };
-        next_sid = next_sid.max(sid + 1);
         out.order.insert(state.subject_id.clone());
         out.by_id.insert(
             state.subject_id.clone(),
             SnapshotEntry {
-                sid,
                 partition: row.get(2).ctx("reading a snapshot")?,
                 snapshot: StoredSnapshot {
                     state,
@@ -85,48 +112,32 @@ pub(super) fn load_offsets(conn: &Connection) -> Result<FxHashMap<u32, u64>> {
     rows.collect::<Result<_, _>>().ctx("loading offsets")
 }
 
-/// Which rows a snapshot commit writes: per state, its row key when it is the last state of
-/// its subject in the batch (only that one is written), else `None`.
+/// Which rows a snapshot commit writes: per state, its new row key when it is the last state
+/// of its subject in the batch (only that one is written), else `None`.
 pub(super) struct SnapshotPlan {
     sids: Vec<Option<i64>>,
-    any_existing: bool,
     /// The next free row key after this commit.
     pub(super) next_sid: i64,
 }
 
-/// Plans a snapshot commit against what memory holds; `next_sid` is the next free key.
-pub(super) fn plan(
-    memory: &SnapshotMemory,
-    states: &[SubjectState],
-    next_sid: i64,
-) -> SnapshotPlan {
+/// Plans a snapshot commit; `next_sid` is the next free row key.
+pub(super) fn plan(states: &[SubjectState], next_sid: i64) -> SnapshotPlan {
     let mut last: FxHashMap<&str, usize> = FxHashMap::default();
     for (i, s) in states.iter().enumerate() {
         last.insert(s.subject_id.as_str(), i);
     }
     let mut next_sid = next_sid;
-    let mut any_existing = false;
     let sids = states
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            if last.get(s.subject_id.as_str()) != Some(&i) {
-                return None;
-            }
-            Some(if let Some(entry) = memory.by_id.get(&s.subject_id) {
-                any_existing = true;
-                entry.sid
-            } else {
+            (last.get(s.subject_id.as_str()) == Some(&i)).then(|| {
                 next_sid += 1;
                 next_sid - 1
             })
         })
         .collect();
-    SnapshotPlan {
-        sids,
-        any_existing,
-        next_sid,
-    }
+    SnapshotPlan { sids, next_sid }
 }
 
 /// Writes planned snapshots and the partition's committed offset inside the caller's
@@ -164,25 +175,7 @@ pub(super) fn write_in(
         ("rules", col::text(rules.iter().map(String::as_str))),
         ("updated_at", col::i64s(k().map(|_| at.nanos()))),
     ];
-    col::append(
-        conn,
-        "temp",
-        "snapshots_stage",
-        columns,
-        "staging snapshots",
-    )?;
-    if plan.any_existing {
-        conn.execute_batch(
-            "DELETE FROM store.snapshots USING snapshots_stage \
-             WHERE store.snapshots.sid = snapshots_stage.sid",
-        )
-        .ctx("replacing snapshots")?;
-    }
-    conn.execute_batch(
-        "INSERT INTO store.snapshots SELECT * FROM snapshots_stage; \
-         DELETE FROM snapshots_stage;",
-    )
-    .ctx("inserting snapshots")?;
+    col::append(conn, "store", "snapshots", columns, "appending snapshots")?;
     conn.execute(
         "DELETE FROM store.offsets WHERE bus_partition = ?",
         params![partition],
@@ -208,7 +201,9 @@ impl Duck {
     ) {
         let mut memory = self.snapshots.write();
         for (mut state, sid) in states.drain(..).zip(plan.sids) {
-            let Some(sid) = sid else { continue };
+            if sid.is_none() {
+                continue;
+            }
             // Not stored, so not kept: memory answers exactly what a reopen would.
             state.applied_event_digests = FxHashSet::default();
             if !memory.by_id.contains_key(&state.subject_id) {
@@ -217,7 +212,6 @@ impl Duck {
             memory.by_id.insert(
                 state.subject_id.clone(),
                 SnapshotEntry {
-                    sid,
                     partition,
                     snapshot: StoredSnapshot {
                         state,
@@ -241,7 +235,7 @@ impl Snapshots for Duck {
         at: Timestamp,
     ) -> Result<()> {
         self.write(|w| {
-            let plan = plan(&self.snapshots.read(), &states, w.next_sid);
+            let plan = plan(&states, w.next_sid);
             in_transaction(&w.conn, "committing snapshots", |conn| {
                 write_in(conn, &plan, &states, partition, next_offset, at)
             })?;
