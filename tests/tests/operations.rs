@@ -250,3 +250,93 @@ async fn rules_apply_and_list_manage_a_running_node() {
     ]);
     assert!(!ok && out.contains("nonexistent.yaml"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_events_sums_its_batches_and_says_where_a_failure_struck() {
+    let node = Node::start().await.unwrap();
+    let mut first = batch("st-a", 3);
+    first.push(event(
+        "",
+        "SUBJ-OPS-1",
+        "social",
+        "",
+        "2026-01-01T10:00:00Z",
+        &json!({}),
+    ));
+    let mut second = batch("st-b", 2);
+    second.push(batch("st-a", 1).remove(0)); // a duplicate of the first batch
+    let requests = vec![
+        pb::StreamEventsRequest { events: first },
+        pb::StreamEventsRequest { events: second },
+    ];
+    let summary = node
+        .ingestion()
+        .stream_events(tokio_stream::iter(requests))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (
+            summary.batches,
+            summary.accepted,
+            summary.duplicates,
+            summary.rejected
+        ),
+        (2, 5, 1, 1)
+    );
+    let not_accepted: Vec<(u32, i32)> = summary
+        .not_accepted
+        .iter()
+        .map(|r| (r.index, r.outcome))
+        .collect();
+    assert_eq!(
+        not_accepted,
+        [
+            (3, pb::EventOutcome::Rejected as i32),
+            (6, pb::EventOutcome::Duplicate as i32)
+        ],
+        "indexes count over the whole stream"
+    );
+    credence_tests::wait::scored(&node, "SUBJ-OPS-1", 1)
+        .await
+        .unwrap();
+
+    // A batch over the limit fails the stream; the batches before it stay accepted.
+    let requests = vec![
+        pb::StreamEventsRequest {
+            events: batch("st-c", 2),
+        },
+        pb::StreamEventsRequest {
+            events: batch("st-d", 10_001),
+        },
+    ];
+    let err = node
+        .ingestion()
+        .stream_events(tokio_stream::iter(requests))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(
+        err.message().contains("batch 2 of this stream")
+            && err.message().contains("resend from event index 2"),
+        "{}",
+        err.message()
+    );
+    // The accepted batch is kept (and scored).
+    until("the accepted batch to be archived", SCORING_TIMEOUT, || {
+        let mut query = node.query();
+        async move {
+            let events = query
+                .list_events(pb::ListEventsRequest {
+                    subject_id: "SUBJ-OPS-1".into(),
+                    ..Default::default()
+                })
+                .await?
+                .into_inner()
+                .events;
+            Ok(events.iter().any(|e| e.event_id == "st-c-1").then_some(()))
+        }
+    })
+    .await
+    .unwrap();
+}

@@ -44,8 +44,20 @@ impl IngestionService for IngestionApi {
             let events = message?.events;
             #[allow(clippy::cast_possible_truncation, reason = "batches are far below u32")]
             let count = events.len() as u32;
-            // Batches already appended stay accepted even if a later one fails.
-            let outcome = self.0.ingest.publish(events, index).await?;
+            // Batches already appended stay accepted even if a later one fails; the error
+            // says how far the stream got, so the client resends only the rest.
+            let outcome = self.0.ingest.publish(events, index).await.map_err(|s| {
+                Status::new(
+                    s.code(),
+                    format!(
+                        "{} (batch {} of this stream; the {} events of the batches before it \
+                         were accepted: resend from event index {index})",
+                        s.message(),
+                        summary.batches + 1,
+                        summary.accepted + summary.duplicates + summary.rejected
+                    ),
+                )
+            })?;
             index = index.saturating_add(count);
             summary.batches += 1;
             summary.accepted += u64::from(outcome.accepted);
