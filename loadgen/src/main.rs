@@ -145,14 +145,11 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
         subjects: args.subjects,
         target_rate: args.rate,
         measured_s: measured.as_secs_f64(),
-        sent: t.sent,
-        accepted: t.accepted,
-        duplicates: t.duplicates,
-        rejected: t.rejected,
-        failed: t.failed,
-        failure_messages: t.failure_messages,
-        rejection_samples: t.rejection_samples,
         events_per_s: t.accepted as f64 / measured.as_secs_f64(),
+        events: publish::Tally {
+            latencies_us: Vec::new(),
+            ..t
+        },
         publish_latency,
         requests,
         server,

@@ -31,8 +31,8 @@ pub const MEASURE: u8 = 1;
 /// Sending has stopped.
 pub const STOPPED: u8 = 2;
 
-/// What the senders saw in one phase.
-#[derive(Clone, Debug, Default)]
+/// What the senders saw in one phase (the report carries it, without the raw latencies).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct Tally {
     /// Events in the requests sent.
     pub sent: u64,
@@ -49,6 +49,7 @@ pub struct Tally {
     /// The first few per-event rejection reasons.
     pub rejection_samples: Vec<String>,
     /// `PublishEvents` latencies in microseconds, one per request that got an answer.
+    #[serde(skip)]
     pub latencies_us: Vec<u64>,
 }
 

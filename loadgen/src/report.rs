@@ -1,9 +1,10 @@
 //! The result of a run, as text for people or as one JSON object.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::Serialize;
+
+use crate::publish::Tally;
 
 /// Three latency figures, in milliseconds.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -59,20 +60,9 @@ pub struct Report {
     pub target_rate: u64,
     /// Wall time of the measured phase, in seconds (until the last answer came back).
     pub measured_s: f64,
-    /// Events sent in the measured phase.
-    pub sent: u64,
-    /// Events accepted.
-    pub accepted: u64,
-    /// Events reported as duplicates.
-    pub duplicates: u64,
-    /// Events rejected one by one.
-    pub rejected: u64,
-    /// Events of requests that failed as a whole, by status code.
-    pub failed: BTreeMap<String, u64>,
-    /// The first message per failing status code.
-    pub failure_messages: BTreeMap<String, String>,
-    /// A few rejection reasons.
-    pub rejection_samples: Vec<String>,
+    /// What the senders saw in the measured phase.
+    #[serde(flatten)]
+    pub events: Tally,
     /// Accepted events per second of measured wall time.
     pub events_per_s: f64,
     /// `PublishEvents` round trips.
@@ -106,17 +96,21 @@ impl Report {
         let _ = writeln!(
             s,
             "  events   sent {}  accepted {}  duplicates {}  rejected {}  failed {}",
-            self.sent,
-            self.accepted,
-            self.duplicates,
-            self.rejected,
-            self.failed.values().sum::<u64>()
+            self.events.sent,
+            self.events.accepted,
+            self.events.duplicates,
+            self.events.rejected,
+            self.events.failed.values().sum::<u64>()
         );
-        for (code, n) in &self.failed {
-            let msg = self.failure_messages.get(code).map_or("", String::as_str);
+        for (code, n) in &self.events.failed {
+            let msg = self
+                .events
+                .failure_messages
+                .get(code)
+                .map_or("", String::as_str);
             let _ = writeln!(s, "           {n} events in failed requests: {code}: {msg}");
         }
-        for r in &self.rejection_samples {
+        for r in &self.events.rejection_samples {
             let _ = writeln!(s, "           rejected {r}");
         }
         let _ = writeln!(
