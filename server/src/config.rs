@@ -127,6 +127,8 @@ pub struct AnalyticsSection {
     pub max_timeout: Duration,
     /// Row limit when the request sets none.
     pub default_max_rows: u64,
+    /// Largest row limit a request may ask for (the result is built in memory).
+    pub max_rows_limit: u64,
     /// DuckDB memory limit, e.g. "2GB".
     pub memory_limit: String,
 }
@@ -137,6 +139,7 @@ impl Default for AnalyticsSection {
             default_timeout: Duration::from_secs(30),
             max_timeout: Duration::from_secs(300),
             default_max_rows: 100_000,
+            max_rows_limit: 1_000_000,
             memory_limit: "2GB".into(),
         }
     }
@@ -243,6 +246,14 @@ impl Config {
             bail!(
                 "graph.association_attenuation must be in 0..=1, not {}",
                 g.association_attenuation
+            );
+        }
+        let a = &self.analytics;
+        if a.default_max_rows == 0 || a.default_max_rows > a.max_rows_limit {
+            bail!(
+                "analytics.default_max_rows must be 1..=analytics.max_rows_limit ({}), not {}",
+                a.max_rows_limit,
+                a.default_max_rows
             );
         }
         if !self.node.metrics_listen.is_empty() {

@@ -162,7 +162,11 @@ impl Ingest {
             )));
         }
         self.wait_for_pipeline().await?;
-        let mut verdicts: Vec<Result<(), String>> = events.iter().map(|e| self.check(e)).collect();
+        let latest = Timestamp::now().saturating_add(credence_scorer::Duration::from_nanos(
+            i64::try_from(self.limits.max_future.as_nanos()).unwrap_or(i64::MAX),
+        ));
+        let mut verdicts: Vec<Result<(), String>> =
+            events.iter().map(|e| self.check(e, latest)).collect();
         self.check_subjects_exist(&events, &mut verdicts).await?;
 
         let now = Timestamp::now();
@@ -248,8 +252,9 @@ impl Ingest {
         }
     }
 
-    /// One event's problem, if any, as a reason naming the field.
-    fn check(&self, e: &pb::Event) -> Result<(), String> {
+    /// One event's problem, if any, as a reason naming the field; `latest` is the latest
+    /// `occurred_at` accepted (the server clock plus `ingest.max_future`).
+    fn check(&self, e: &pb::Event, latest: Timestamp) -> Result<(), String> {
         // The same checks as `convert::event`, without building the domain event.
         for (field, text) in [
             ("event_id", &e.event_id),
@@ -268,9 +273,6 @@ impl Ingest {
             .as_ref()
             .ok_or_else(|| "occurred_at: is required".to_owned())
             .and_then(|t| convert::timestamp("occurred_at", t).map_err(|err| err.to_string()))?;
-        let latest = Timestamp::now().saturating_add(credence_scorer::Duration::from_nanos(
-            i64::try_from(self.limits.max_future.as_nanos()).unwrap_or(i64::MAX),
-        ));
         if occurred_at < self.min_time {
             return Err(format!(
                 "occurred_at: {occurred_at} is before the earliest time accepted ({}, \

@@ -228,3 +228,38 @@ async fn a_query_past_the_memory_limit_is_refused_and_the_node_goes_on() {
     let small = single_int(&run_sql(&node, "select 41 + 1", 0, None).await.unwrap());
     assert_eq!(small, Some(42));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_limit_past_the_server_ceiling_is_refused() {
+    let node = Node::start_with(credence_tests::NodeOptions {
+        env: vec![
+            ("CREDENCE__ANALYTICS__MAX_ROWS_LIMIT".into(), "1000".into()),
+            (
+                "CREDENCE__ANALYTICS__DEFAULT_MAX_ROWS".into(),
+                "1000".into(),
+            ),
+        ],
+        config_toml: None,
+    })
+    .await
+    .unwrap();
+    let err = run_sql(&node, "select * from range(10)", 1_001, None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(
+        err.message().contains("max_rows: 1001") && err.message().contains("max_rows_limit"),
+        "{}",
+        err.message()
+    );
+    let at_limit = run_sql(&node, "select * from range(5000)", 1_000, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        at_limit
+            .iter()
+            .map(arrow::array::RecordBatch::num_rows)
+            .sum::<usize>(),
+        1_000
+    );
+}

@@ -281,6 +281,13 @@ impl QueryService for QueryApi {
                 humantime::format_duration(settings.max_timeout)
             )));
         }
+        if r.max_rows > settings.max_rows_limit {
+            return Err(Status::invalid_argument(format!(
+                "max_rows: {} is over the server's limit of {} (analytics.max_rows_limit); \
+                 aggregate in SQL or page with LIMIT/OFFSET",
+                r.max_rows, settings.max_rows_limit
+            )));
+        }
         let limits = QueryLimits {
             max_rows: if r.max_rows == 0 {
                 settings.default_max_rows
