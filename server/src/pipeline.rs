@@ -157,7 +157,9 @@ async fn score(
     for (offset, bytes) in records {
         events.push((offset, pb::Event::decode(bytes.as_slice())?));
     }
-    let contexts = contexts(shared, &events, live.uses_association).await?;
+    // Only when some rule reads it: the association costs a graph walk per subject.
+    let baseline = live.uses_association.then(|| engine.config().baseline);
+    let contexts = contexts(shared, &events, baseline).await?;
     let mut batch = Batch::default();
     let empty = SubjectContext::default();
     let mut out = Outcomes::default();
@@ -233,11 +235,12 @@ async fn score(
     Ok(batch)
 }
 
-/// The context of every subject of the batch: profile, list entries, association.
+/// The context of every subject of the batch: profile, list entries, and the association
+/// when `association_baseline` is given (the config's baseline; only when a rule reads it).
 async fn contexts(
     shared: &Shared,
     events: &[(u64, pb::Event)],
-    with_association: bool,
+    association_baseline: Option<f64>,
 ) -> anyhow::Result<FxHashMap<String, SubjectContext>> {
     let mut ids: Vec<String> = events.iter().map(|(_, e)| e.subject_id.clone()).collect();
     ids.sort_unstable();
@@ -245,19 +248,19 @@ async fn contexts(
     let stores = &shared.stores;
     let profiles = stores.profiles.get_profiles(&ids).await?;
     let lists = stores.lists.entries_for(&ids).await?;
-    let baseline = shared.catalog.live().engine.config().baseline;
     let mut out = FxHashMap::default();
     for ((id, profile), entries) in ids.into_iter().zip(profiles).zip(lists) {
-        let association = if with_association {
-            let reach = Reach {
-                depth: shared.graph.association_depth,
-                kinds: &[],
-                attenuation: shared.graph.association_attenuation,
-                baseline,
-            };
-            association::compute(stores, &id, reach).await?.0
-        } else {
-            None
+        let association = match association_baseline {
+            Some(baseline) => {
+                let reach = Reach {
+                    depth: shared.graph.association_depth,
+                    kinds: &[],
+                    attenuation: shared.graph.association_attenuation,
+                    baseline,
+                };
+                association::compute(stores, &id, reach).await?.0
+            }
+            None => None,
         };
         let ctx = SubjectContext {
             profile: profile.as_ref().map(convert::profile_context),
