@@ -4,13 +4,12 @@
 use std::sync::Arc;
 
 use credence_scorer::{
-    Engine, Rule, RuleFile, RuleSet, ScoringConfig, validate_config, validate_rule,
+    Engine, Rule, RuleFile, RuleSet, RuleStatus, ScoringConfig, validate_config, validate_rule,
 };
 use credence_storage::Stores;
 use parking_lot::RwLock;
-use tonic::Status;
 
-use crate::status;
+use crate::error::Error;
 
 /// What the pipeline scores with at one moment.
 pub struct Live {
@@ -69,10 +68,33 @@ impl Catalog {
     }
 
     /// Stores a new version of a rule (validated first) and makes it live.
-    pub async fn put_rule(&self, mut rule: Rule) -> Result<Rule, Status> {
+    pub async fn put_rule(&self, rule: Rule) -> Result<Rule, Error> {
         let _write = self.writes.lock().await;
+        self.store_rule(rule).await
+    }
+
+    /// Moves the latest version of a rule to `status` (a new version, unless it already has
+    /// it). The read and the write happen under the write lock: read outside it, a `PutRule`
+    /// landing in between would be reverted by this call's copy of the older body.
+    pub async fn set_rule_status(&self, rule_id: &str, status: RuleStatus) -> Result<Rule, Error> {
+        let _write = self.writes.lock().await;
+        let mut rule = self
+            .stores
+            .rules
+            .get_rule(rule_id, None)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("rule {rule_id:?} does not exist")))?;
+        if rule.status == status {
+            return Ok(rule);
+        }
+        rule.status = status;
+        self.store_rule(rule).await
+    }
+
+    /// Validates, stores and makes live a rule version; the caller holds the write lock.
+    async fn store_rule(&self, mut rule: Rule) -> Result<Rule, Error> {
         rule.version = 1;
-        validate_rule(&rule).map_err(|e| status::scorer(&e))?;
+        validate_rule(&rule).map_err(Error::from)?;
         // 0: the store gives the next version, whatever the client sent.
         rule.version = 0;
         rule.updated_at = Some(credence_scorer::Timestamp::now());
@@ -81,16 +103,16 @@ impl Catalog {
             .rules
             .put_rule(rule)
             .await
-            .map_err(status::storage)?;
+            .map_err(Error::from)?;
         self.reload().await?;
         Ok(stored)
     }
 
     /// Stores a new config version (validated first) and makes it live.
-    pub async fn put_config(&self, mut config: ScoringConfig) -> Result<ScoringConfig, Status> {
+    pub async fn put_config(&self, mut config: ScoringConfig) -> Result<ScoringConfig, Error> {
         let _write = self.writes.lock().await;
         config.version = 1;
-        validate_config(&config).map_err(|e| status::scorer(&e))?;
+        validate_config(&config).map_err(Error::from)?;
         config.version = 0;
         config.updated_at = Some(credence_scorer::Timestamp::now());
         let stored = self
@@ -98,15 +120,15 @@ impl Catalog {
             .rules
             .put_config(config)
             .await
-            .map_err(status::storage)?;
+            .map_err(Error::from)?;
         self.reload().await?;
         Ok(stored)
     }
 
-    async fn reload(&self) -> Result<(), Status> {
-        let live = build(&self.stores)
-            .await
-            .map_err(|e| Status::internal(format!("the stored rules no longer compile: {e:#}")))?;
+    async fn reload(&self) -> Result<(), Error> {
+        let live = build(&self.stores).await.map_err(|e| {
+            Error::internal::<Error>(format!("the stored rules no longer compile: {e:#}"))
+        })?;
         *self.live.write() = Arc::new(live);
         Ok(())
     }
@@ -127,4 +149,105 @@ async fn build(stores: &Stores) -> anyhow::Result<Live> {
         engine,
         uses_association,
     })
+}
+
+#[cfg(test)]
+mod tests {
+
+    use credence_storage::embedded::{Embedded, EmbeddedOptions};
+    use credence_storage::{Result as StorageResult, Rules};
+    use tokio::sync::Semaphore;
+
+    use super::*;
+
+    /// The real rule store, except that the first `get_rule` waits until the test lets it
+    /// go: a `SetRuleStatus` is held between its read and its write.
+    struct HeldRead {
+        inner: Arc<dyn Rules>,
+        reading: Semaphore,
+        release: Semaphore,
+    }
+
+    #[tonic::async_trait]
+    impl Rules for HeldRead {
+        async fn put_rule(&self, rule: Rule) -> StorageResult<Rule> {
+            self.inner.put_rule(rule).await
+        }
+        async fn get_rule(
+            &self,
+            rule_id: &str,
+            version: Option<u32>,
+        ) -> StorageResult<Option<Rule>> {
+            let found = self.inner.get_rule(rule_id, version).await;
+            self.reading.add_permits(1);
+            if let Ok(permit) = self.release.acquire().await {
+                permit.forget();
+            }
+            found
+        }
+        async fn list_rules(&self, all_versions: bool) -> StorageResult<Vec<Rule>> {
+            self.inner.list_rules(all_versions).await
+        }
+        async fn rule_set_version(&self) -> StorageResult<u64> {
+            self.inner.rule_set_version().await
+        }
+        async fn put_config(&self, config: ScoringConfig) -> StorageResult<ScoringConfig> {
+            self.inner.put_config(config).await
+        }
+        async fn get_config(&self, version: Option<u32>) -> StorageResult<Option<ScoringConfig>> {
+            self.inner.get_config(version).await
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn set_rule_status_does_not_revert_a_concurrent_put_rule() {
+        let dir = tempfile::tempdir().unwrap();
+        let embedded =
+            tokio::task::block_in_place(|| Embedded::open(&EmbeddedOptions::new(dir.path())))
+                .unwrap();
+        let mut stores = embedded.stores();
+        let held = Arc::new(HeldRead {
+            inner: Arc::clone(&stores.rules),
+            reading: Semaphore::new(0),
+            release: Semaphore::new(0),
+        });
+        stores.rules = held.clone();
+        let seed = RuleFile::example().unwrap();
+        let catalog = Arc::new(Catalog::open(stores, &seed).await.unwrap());
+        let mut rule = seed.rules[0].clone();
+        let id = rule.id.clone();
+
+        let retire = tokio::spawn({
+            let catalog = Arc::clone(&catalog);
+            let id = id.clone();
+            async move { catalog.set_rule_status(&id, RuleStatus::Retired).await }
+        });
+        // The status change has read the rule and is held before its write.
+        held.reading.acquire().await.unwrap().forget();
+        rule.points += 7.0;
+        rule.status = RuleStatus::Active;
+        let mut put = tokio::spawn({
+            let catalog = Arc::clone(&catalog);
+            async move { catalog.put_rule(rule).await }
+        });
+        // Give the PutRule every chance to land while the read is held (with the fix it
+        // waits for the lock instead, and this only bounds the wait).
+        let early = tokio::time::timeout(std::time::Duration::from_millis(300), &mut put)
+            .await
+            .ok();
+        held.release.add_permits(1_000);
+        retire.await.unwrap().unwrap();
+        match early {
+            Some(done) => done,
+            None => put.await,
+        }
+        .unwrap()
+        .unwrap();
+        let latest = held.inner.get_rule(&id, None).await.unwrap().unwrap();
+        assert_eq!(
+            latest.points,
+            seed.rules[0].points + 7.0,
+            "the PutRule's body was reverted by the concurrent SetRuleStatus: {latest:?}"
+        );
+    }
 }

@@ -71,6 +71,10 @@ pub struct IngestSection {
     pub max_future: Duration,
     /// Earliest `occurred_at` accepted, RFC 3339.
     pub min_time: String,
+    /// Event ids of recently accepted events kept per generation for fast DUPLICATE answers
+    /// (two generations: between this and twice as many ids are remembered, 16 bytes each).
+    /// Older duplicates are caught by the engine's per-subject window, not here.
+    pub dedup_cache_events: usize,
 }
 
 impl Default for IngestSection {
@@ -82,6 +86,7 @@ impl Default for IngestSection {
             max_payload_depth: 8,
             max_future: Duration::from_secs(3600),
             min_time: "1970-01-01T00:00:00Z".into(),
+            dedup_cache_events: 2_000_000,
         }
     }
 }

@@ -1,8 +1,11 @@
-//! Ingestion: validate each event, refuse duplicates, append the rest to the bus durably.
+//! Ingestion: validate each event, refuse recent duplicates, append the rest to the bus
+//! durably.
 //!
-//! Duplicates are refused here, on the full event id, against every event ever accepted
-//! (the set of id digests is rebuilt from the bus at start). The scoring pipeline therefore
-//! never sees an event twice, and the live engine state need not keep a digest per event.
+//! Duplicates are answered here from a bounded cache of recently accepted event ids
+//! ([`RecentIds`], filled at start from the tail of each partition): a client retrying a
+//! batch is told DUPLICATE for what already landed. The cache is a fast path, not the
+//! authority: an older duplicate, or one that reaches another node, is caught by the
+//! engine's per-subject window and archived unapplied.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,18 +13,18 @@ use std::time::{Duration, Instant};
 
 use credence_proto::v1 as pb;
 use credence_scorer::{Timestamp, event_digest};
-use credence_storage::{BusRecord, Stores};
+use credence_storage::{BusRecord, StorageError, Stores};
 use parking_lot::Mutex;
 use prost::Message as _;
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxHashMap, FxHashSet};
 use tokio::sync::watch;
-use tonic::Status;
 
 use crate::catalog::Catalog;
 use crate::config::{IngestSection, PipelineSection};
 use crate::convert;
+use crate::error::Error;
+use crate::health::{Component, Health};
 use crate::metrics::Metrics;
-use crate::status;
 
 /// Longest event id, subject id or event type accepted, in bytes (the contract's limit).
 const MAX_ID_BYTES: usize = 128;
@@ -85,9 +88,10 @@ pub struct Ingest {
     limits: IngestSection,
     pipeline: PipelineSection,
     min_time: Timestamp,
-    seen: Mutex<FxHashSet<u128>>,
+    dedup: Arc<Mutex<Dedup>>,
     progress: Arc<Progress>,
     ends: Vec<watch::Receiver<u64>>,
+    health: Arc<Health>,
 }
 
 impl Ingest {
@@ -98,27 +102,38 @@ impl Ingest {
         limits: IngestSection,
         pipeline: PipelineSection,
         progress: Arc<Progress>,
+        health: Arc<Health>,
     ) -> anyhow::Result<Self> {
         let min_time = Timestamp::parse_rfc3339(&limits.min_time)
             .map_err(|e| anyhow::anyhow!("ingest.min_time: {e}"))?;
-        let mut seen = FxHashSet::default();
+        let mut recent = RecentIds::new(limits.dedup_cache_events);
         let partitions = stores.bus.partitions();
+        // The tail of each partition, about one generation in all: enough for the retries
+        // the cache is for, and a start that does not grow with the bus.
+        let per_partition = limits
+            .dedup_cache_events
+            .div_ceil(partitions.max(1) as usize) as u64;
         for p in 0..partitions {
-            let mut from = 0;
-            loop {
+            let end = *stores.bus.end(p).borrow();
+            let mut from = end.saturating_sub(per_partition);
+            while from < end {
                 let records = stores.bus.read(p, from, 65_536).await?;
                 let Some(&(last, _)) = records.last() else {
                     break;
                 };
                 for (_, bytes) in &records {
-                    seen.insert(event_digest(&event_id_of(bytes)?));
+                    // A record that does not decode is the pipeline's to park; it has no id
+                    // a client could retry with.
+                    if let Ok(id) = event_id_of(bytes) {
+                        recent.insert(event_digest(&id));
+                    }
                 }
                 from = last + 1;
             }
         }
         tracing::info!(
-            events = seen.len(),
-            "event ids of the bus indexed for duplicate checks"
+            events = recent.len(),
+            "recent event ids of the bus indexed for duplicate answers"
         );
         let ends = (0..partitions).map(|p| stores.bus.end(p)).collect();
         Ok(Self {
@@ -127,9 +142,13 @@ impl Ingest {
             limits,
             pipeline,
             min_time,
-            seen: Mutex::new(seen),
+            dedup: Arc::new(Mutex::new(Dedup {
+                recent,
+                in_flight: FxHashMap::default(),
+            })),
             progress,
             ends,
+            health,
         })
     }
 
@@ -152,9 +171,9 @@ impl Ingest {
         &self,
         mut events: Vec<pb::Event>,
         first_index: u32,
-    ) -> Result<BatchOutcome, Status> {
+    ) -> Result<BatchOutcome, Error> {
         if events.len() > self.limits.max_batch_events {
-            return Err(Status::invalid_argument(format!(
+            return Err(Error::invalid(format!(
                 "a batch holds at most {} events (ingest.max_batch_events); this one has {}: \
                  split it",
                 self.limits.max_batch_events,
@@ -162,66 +181,81 @@ impl Ingest {
             )));
         }
         self.wait_for_pipeline().await?;
-        let latest = Timestamp::now().saturating_add(credence_scorer::Duration::from_nanos(
+        let now = Timestamp::now();
+        let latest = now.saturating_add(credence_scorer::Duration::from_nanos(
             i64::try_from(self.limits.max_future.as_nanos()).unwrap_or(i64::MAX),
         ));
         let mut verdicts: Vec<Result<(), String>> =
-            events.iter().map(|e| self.check(e, latest)).collect();
+            events.iter().map(|e| self.check(e, now, latest)).collect();
         self.check_subjects_exist(&events, &mut verdicts).await?;
 
-        let now = Timestamp::now();
         let received_at = convert::timestamp_to_pb(now);
         let partitions = self.stores.bus.partitions();
+        let mut kinds: Vec<Option<(pb::EventOutcome, String)>> = verdicts
+            .into_iter()
+            .map(|v| v.err().map(|reason| (pb::EventOutcome::Rejected, reason)))
+            .collect();
+        let (records, landing) = self
+            .reserve(&mut events, &mut kinds, |event| {
+                event.received_at = Some(received_at);
+                BusRecord {
+                    partition: partition_of(&event.subject_id, partitions),
+                    payload: event.encode_to_vec(),
+                }
+            })
+            .await;
+        if !records.is_empty() {
+            // The append runs to its end in its own task, whatever becomes of this call. A
+            // guard that released the reservations when this future is dropped would be
+            // wrong half the time: once the bus has taken the records, dropping its future
+            // does not take them back, so a cancelled call cannot know whether its events
+            // landed. The task knows, and settles the reservations by the real outcome.
+            let bus = Arc::clone(&self.stores.bus);
+            let appended = tokio::spawn(async move {
+                let mut landing = landing;
+                let appended = bus.append(records).await;
+                landing.appended = appended.is_ok();
+                drop(landing);
+                appended
+            })
+            .await;
+            match appended {
+                Ok(Ok(_)) => self.health.working(Component::Bus).await,
+                Ok(Err(e)) => {
+                    if matches!(e, StorageError::Unavailable(_) | StorageError::Backend(_)) {
+                        self.health
+                            .failing(Component::Bus, format!("appending failed: {e}"))
+                            .await;
+                    }
+                    return Err(Error::from(e));
+                }
+                Err(e) => {
+                    return Err(Error::internal(format!(
+                        "appending a batch to the bus failed unexpectedly: {e}"
+                    )));
+                }
+            }
+        }
         let mut outcome = BatchOutcome {
             results: Vec::with_capacity(events.len()),
             ..BatchOutcome::default()
         };
-        let mut records = Vec::with_capacity(events.len());
-        let mut digests = Vec::with_capacity(events.len());
-        {
-            let mut seen = self.seen.lock();
-            for (i, (event, verdict)) in events.iter_mut().zip(verdicts).enumerate() {
-                #[allow(clippy::cast_possible_truncation, reason = "batches are far below u32")]
-                let index = first_index + i as u32;
-                let (outcome_kind, reason) = if let Err(reason) = verdict {
-                    (pb::EventOutcome::Rejected, reason)
-                } else {
-                    let digest = event_digest(&event.event_id);
-                    if seen.insert(digest) {
-                        digests.push(digest);
-                        event.received_at = Some(received_at);
-                        records.push(BusRecord {
-                            partition: partition_of(&event.subject_id, partitions),
-                            payload: event.encode_to_vec(),
-                        });
-                        (pb::EventOutcome::Accepted, String::new())
-                    } else {
-                        (
-                            pb::EventOutcome::Duplicate,
-                            format!("event_id {:?} was accepted before", event.event_id),
-                        )
-                    }
-                };
-                match outcome_kind {
-                    pb::EventOutcome::Accepted => outcome.accepted += 1,
-                    pb::EventOutcome::Duplicate => outcome.duplicates += 1,
-                    _ => outcome.rejected += 1,
-                }
-                outcome.results.push(pb::EventResult {
-                    index,
-                    event_id: std::mem::take(&mut event.event_id),
-                    outcome: outcome_kind.into(),
-                    reason,
-                });
+        for (i, (event, kind)) in events.iter_mut().zip(kinds).enumerate() {
+            #[allow(clippy::cast_possible_truncation, reason = "batches are far below u32")]
+            let index = first_index + i as u32;
+            let (outcome_kind, reason) =
+                kind.unwrap_or((pb::EventOutcome::Accepted, String::new()));
+            match outcome_kind {
+                pb::EventOutcome::Accepted => outcome.accepted += 1,
+                pb::EventOutcome::Duplicate => outcome.duplicates += 1,
+                _ => outcome.rejected += 1,
             }
-        }
-        if let Err(e) = self.stores.bus.append(records).await {
-            // Nothing of this batch was acknowledged: forget its ids so a retry is accepted.
-            let mut seen = self.seen.lock();
-            for d in &digests {
-                seen.remove(d);
-            }
-            return Err(status::storage(e));
+            outcome.results.push(pb::EventResult {
+                index,
+                event_id: std::mem::take(&mut event.event_id),
+                outcome: outcome_kind.into(),
+                reason,
+            });
         }
         let m = &Metrics::global().events_received;
         m.with_label_values(&["accepted"])
@@ -233,8 +267,71 @@ impl Ingest {
         Ok(outcome)
     }
 
+    /// Decides every event not yet decided in `kinds` (`None`: valid so far): DUPLICATE when
+    /// its id was accepted recently or earlier in this batch, else reserved for this call,
+    /// made into a record by `record` and left `None` (accepted if the append succeeds).
+    /// An id that another call is appending right now is waited for, and then judged on
+    /// that call's outcome: DUPLICATE if it landed, this call's to append if it failed.
+    ///
+    /// Nothing is reserved while any id must be waited for, so a call holding reservations
+    /// never waits on another call (no two calls can wait on each other), and nothing is
+    /// awaited between reserving and handing the reservations to the returned [`Landing`].
+    async fn reserve(
+        &self,
+        events: &mut [pb::Event],
+        kinds: &mut [Option<(pb::EventOutcome, String)>],
+        mut record: impl FnMut(&mut pb::Event) -> BusRecord,
+    ) -> (Vec<BusRecord>, Landing) {
+        loop {
+            let waits: Vec<watch::Receiver<Option<bool>>> = {
+                let mut dedup = self.dedup.lock();
+                let waits: Vec<_> = events
+                    .iter()
+                    .zip(kinds.iter())
+                    .filter(|(_, kind)| kind.is_none())
+                    .filter_map(|(e, _)| dedup.in_flight.get(&event_digest(&e.event_id)).cloned())
+                    .collect();
+                if waits.is_empty() {
+                    let (tx, rx) = watch::channel(None);
+                    let mut records = Vec::new();
+                    let mut digests = FxHashSet::default();
+                    for (event, kind) in events.iter_mut().zip(kinds.iter_mut()) {
+                        if kind.is_some() {
+                            continue;
+                        }
+                        let digest = event_digest(&event.event_id);
+                        if dedup.recent.contains(digest) || !digests.insert(digest) {
+                            *kind = Some((
+                                pb::EventOutcome::Duplicate,
+                                format!(
+                                    "event_id {:?} was accepted before",
+                                    short(&event.event_id)
+                                ),
+                            ));
+                        } else {
+                            dedup.in_flight.insert(digest, rx.clone());
+                            records.push(record(event));
+                        }
+                    }
+                    let landing = Landing {
+                        dedup: Arc::clone(&self.dedup),
+                        digests: digests.into_iter().collect(),
+                        appended: false,
+                        outcome: tx,
+                    };
+                    return (records, landing);
+                }
+                waits
+            };
+            for mut wait in waits {
+                // An error means the other call's landing is gone, which settles it too.
+                let _ = wait.wait_for(Option::is_some).await;
+            }
+        }
+    }
+
     /// Backpressure: waits while the pipeline is too far behind, then gives up.
-    async fn wait_for_pipeline(&self) -> Result<(), Status> {
+    async fn wait_for_pipeline(&self) -> Result<(), Error> {
         let started = Instant::now();
         loop {
             let lag = self.lag();
@@ -242,7 +339,7 @@ impl Ingest {
                 return Ok(());
             }
             if started.elapsed() >= self.pipeline.backpressure_wait {
-                return Err(Status::resource_exhausted(format!(
+                return Err(Error::exhausted(format!(
                     "the scoring pipeline is {lag} events behind (pipeline.max_lag_events is \
                      {}); retry this batch after a short back-off",
                     self.pipeline.max_lag_events
@@ -252,9 +349,30 @@ impl Ingest {
         }
     }
 
+    /// Refuses an event older than `now - horizon`: the engine's per-subject duplicate
+    /// window is the authority on duplicates, and an event that far back could not be proven
+    /// unique there, so it is refused before it is acknowledged. `None`: no horizon.
+    pub fn check_dedup_horizon(
+        occurred_at: Timestamp,
+        now: Timestamp,
+        horizon: Option<credence_scorer::Duration>,
+    ) -> Result<(), String> {
+        match horizon {
+            Some(h) if occurred_at < now.saturating_sub(h) => Err(format!(
+                "occurred_at: {occurred_at} is older than the duplicate horizon of the \
+                 scoring config ({} before the server clock); such an event cannot be told \
+                 from a duplicate",
+                humantime::format_duration(std::time::Duration::from_nanos(
+                    u64::try_from(h.nanos()).unwrap_or(0)
+                ))
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// One event's problem, if any, as a reason naming the field; `latest` is the latest
-    /// `occurred_at` accepted (the server clock plus `ingest.max_future`).
-    fn check(&self, e: &pb::Event, latest: Timestamp) -> Result<(), String> {
+    /// `occurred_at` accepted (the server clock `now` plus `ingest.max_future`).
+    fn check(&self, e: &pb::Event, now: Timestamp, latest: Timestamp) -> Result<(), String> {
         // The same checks as `convert::event`, without building the domain event.
         for (field, text) in [
             ("event_id", &e.event_id),
@@ -280,12 +398,25 @@ impl Ingest {
                 self.min_time
             ));
         }
+        // This scoring config has no duplicate horizon; the engine's per-subject window
+        // alone decides what is too late, and this refusal applies once the config has one.
+        Self::check_dedup_horizon(occurred_at, now, None)?;
         if occurred_at > latest {
             return Err(format!(
                 "occurred_at: {occurred_at} is more than {} ahead of the server clock \
                  (ingest.max_future)",
                 humantime::format_duration(self.limits.max_future)
             ));
+        }
+        if let Some(location) = &e.location {
+            for (field, x) in [
+                ("location.lat", location.lat),
+                ("location.lon", location.lon),
+            ] {
+                if !x.is_finite() {
+                    return Err(format!("{field}: {} is not a finite number", float_name(x)));
+                }
+            }
         }
         if let Some(payload) = &e.payload {
             let size = payload.encoded_len();
@@ -294,6 +425,9 @@ impl Ingest {
                     "payload: {size} bytes is over the {}-byte limit (ingest.max_payload_bytes)",
                     self.limits.max_payload_bytes
                 ));
+            }
+            if let Some(problem) = non_finite("payload", payload) {
+                return Err(problem);
             }
             let depth = struct_depth(payload);
             if depth > self.limits.max_payload_depth {
@@ -313,7 +447,7 @@ impl Ingest {
         &self,
         events: &[pb::Event],
         verdicts: &mut [Result<(), String>],
-    ) -> Result<(), Status> {
+    ) -> Result<(), Error> {
         if self.catalog.live().engine.config().auto_create_subjects {
             return Ok(());
         }
@@ -323,13 +457,13 @@ impl Ingest {
             .profiles
             .get_profiles(&ids)
             .await
-            .map_err(status::storage)?;
+            .map_err(Error::from)?;
         let snapshots = self
             .stores
             .snapshots
             .get_snapshots(&ids)
             .await
-            .map_err(status::storage)?;
+            .map_err(Error::from)?;
         for (i, verdict) in verdicts.iter_mut().enumerate() {
             if verdict.is_ok() && profiles[i].is_none() && snapshots[i].is_none() {
                 *verdict = Err(format!(
@@ -340,6 +474,90 @@ impl Ingest {
             }
         }
         Ok(())
+    }
+}
+
+/// At most a short prefix of client text, for error messages.
+fn short(text: &str) -> &str {
+    const MAX: usize = 64;
+    match text.char_indices().nth(MAX) {
+        Some((cut, _)) => &text[..cut],
+        None => text,
+    }
+}
+
+/// Ids of recently accepted events: two generations of at most `per_generation` digests
+/// each; when the current one is full it becomes the previous one and the oldest is
+/// forgotten. Memory is bounded (16 bytes per id plus the table's overhead).
+pub struct RecentIds {
+    current: FxHashSet<u128>,
+    previous: FxHashSet<u128>,
+    per_generation: usize,
+}
+
+impl RecentIds {
+    /// An empty cache of generations of `per_generation` ids.
+    pub fn new(per_generation: usize) -> Self {
+        Self {
+            current: FxHashSet::default(),
+            previous: FxHashSet::default(),
+            per_generation: per_generation.max(1),
+        }
+    }
+
+    /// Whether `digest` was accepted recently.
+    pub fn contains(&self, digest: u128) -> bool {
+        self.current.contains(&digest) || self.previous.contains(&digest)
+    }
+
+    /// Remembers `digest`.
+    pub fn insert(&mut self, digest: u128) {
+        if self.current.len() >= self.per_generation {
+            self.previous = std::mem::take(&mut self.current);
+        }
+        self.current.insert(digest);
+    }
+
+    /// Ids remembered.
+    pub fn len(&self) -> usize {
+        self.current.len() + self.previous.len()
+    }
+
+    /// Whether none is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The duplicate state of a node: recent ids, and the ids of appends in flight with where
+/// to learn how each ended (`Some(true)`: appended).
+struct Dedup {
+    recent: RecentIds,
+    in_flight: FxHashMap<u128, watch::Receiver<Option<bool>>>,
+}
+
+/// The reservations of one append. Dropped (when the append ends, or if its task is torn
+/// down) it settles them: appended ids become recent ids, others are free again, and the
+/// calls waiting on them learn which.
+struct Landing {
+    dedup: Arc<Mutex<Dedup>>,
+    digests: Vec<u128>,
+    appended: bool,
+    outcome: watch::Sender<Option<bool>>,
+}
+
+impl Drop for Landing {
+    fn drop(&mut self) {
+        {
+            let mut dedup = self.dedup.lock();
+            for d in &self.digests {
+                dedup.in_flight.remove(d);
+                if self.appended {
+                    dedup.recent.insert(*d);
+                }
+            }
+        }
+        let _ = self.outcome.send(Some(self.appended));
     }
 }
 
@@ -362,6 +580,50 @@ fn event_id_of(bytes: &[u8]) -> Result<String, prost::DecodeError> {
     pb::Event::decode(bytes).map(|e| e.event_id)
 }
 
+/// The first NaN or infinity in a payload, as a reason naming its path
+/// (`payload.amount: NaN is not a finite number`). JSON has no such numbers: the archive
+/// would keep `null` and a replay would score something else than the live engine did.
+fn non_finite(path: &str, s: &prost_types::Struct) -> Option<String> {
+    // Keys are client input: name at most a short prefix of each.
+    let key = |k: &str| -> String {
+        const MAX: usize = 32;
+        match k.char_indices().nth(MAX) {
+            Some((cut, _)) => format!("{}...", &k[..cut]),
+            None => k.to_owned(),
+        }
+    };
+    s.fields
+        .iter()
+        .find_map(|(k, v)| value_non_finite(&format!("{path}.{}", key(k)), v))
+}
+
+fn value_non_finite(path: &str, v: &prost_types::Value) -> Option<String> {
+    use prost_types::value::Kind;
+    match &v.kind {
+        Some(Kind::NumberValue(x)) if !x.is_finite() => {
+            Some(format!("{path}: {} is not a finite number", float_name(*x)))
+        }
+        Some(Kind::StructValue(s)) => non_finite(path, s),
+        Some(Kind::ListValue(l)) => l
+            .values
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| value_non_finite(&format!("{path}[{i}]"), v)),
+        _ => None,
+    }
+}
+
+/// `NaN`, `Infinity` or `-Infinity`, as JSON-minded clients write them.
+fn float_name(x: f64) -> &'static str {
+    if x.is_nan() {
+        "NaN"
+    } else if x > 0.0 {
+        "Infinity"
+    } else {
+        "-Infinity"
+    }
+}
+
 /// Nesting depth of a payload: a flat struct is 1.
 fn struct_depth(s: &prost_types::Struct) -> usize {
     1 + s.fields.values().map(value_depth).max().unwrap_or(0)
@@ -378,7 +640,255 @@ fn value_depth(v: &prost_types::Value) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::VecDeque;
+
+    use credence_storage::Bus;
+    use credence_storage::embedded::{Embedded, EmbeddedOptions};
+    use tokio::sync::Semaphore;
+
     use super::*;
+
+    /// The embedded bus behind a gate: each append says it has started, then waits for a
+    /// permit, then fails or goes through as the script says (through when it is empty).
+    struct GatedBus {
+        inner: Arc<dyn Bus>,
+        started: Semaphore,
+        gate: Semaphore,
+        fail: Mutex<VecDeque<bool>>,
+    }
+
+    #[tonic::async_trait]
+    impl Bus for GatedBus {
+        fn partitions(&self) -> u32 {
+            self.inner.partitions()
+        }
+        async fn append(&self, records: Vec<BusRecord>) -> credence_storage::Result<Vec<u64>> {
+            self.started.add_permits(1);
+            self.gate.acquire().await.unwrap().forget();
+            if self.fail.lock().pop_front().unwrap_or(false) {
+                return Err(StorageError::Unavailable("the bus queue is full".into()));
+            }
+            self.inner.append(records).await
+        }
+        async fn read(
+            &self,
+            partition: u32,
+            from: u64,
+            max: usize,
+        ) -> credence_storage::Result<Vec<(u64, Vec<u8>)>> {
+            self.inner.read(partition, from, max).await
+        }
+        fn end(&self, partition: u32) -> watch::Receiver<u64> {
+            self.inner.end(partition)
+        }
+    }
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        bus: Arc<GatedBus>,
+        ingest: Arc<Ingest>,
+    }
+
+    async fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let embedded = Embedded::open(&EmbeddedOptions::new(dir.path())).unwrap();
+        let mut stores = embedded.stores();
+        let bus = Arc::new(GatedBus {
+            inner: Arc::clone(&stores.bus),
+            started: Semaphore::new(0),
+            gate: Semaphore::new(0),
+            fail: Mutex::new(VecDeque::new()),
+        });
+        stores.bus = bus.clone();
+        let seed = credence_scorer::RuleFile::example().unwrap();
+        let catalog = Arc::new(Catalog::open(stores.clone(), &seed).await.unwrap());
+        let progress = Arc::new(Progress::new(stores.bus.partitions()));
+        let ingest = Ingest::open(
+            stores,
+            catalog,
+            IngestSection::default(),
+            PipelineSection::default(),
+            progress,
+            Arc::new(Health::new(tonic_health::server::health_reporter().0).await),
+        )
+        .await
+        .unwrap();
+        Fixture {
+            _dir: dir,
+            bus,
+            ingest: Arc::new(ingest),
+        }
+    }
+
+    fn event(id: &str) -> pb::Event {
+        pb::Event {
+            event_id: id.into(),
+            subject_id: "subject-1".into(),
+            event_type: "payment".into(),
+            occurred_at: Some(convert::timestamp_to_pb(Timestamp::now())),
+            ..pb::Event::default()
+        }
+    }
+
+    fn publish(
+        ingest: &Arc<Ingest>,
+        id: &str,
+    ) -> tokio::task::JoinHandle<Result<BatchOutcome, Error>> {
+        let ingest = Arc::clone(ingest);
+        let events = vec![event(id)];
+        tokio::spawn(async move { ingest.publish(events, 0).await })
+    }
+
+    /// Every record of the bus, as event ids.
+    async fn bus_ids(f: &Fixture) -> Vec<String> {
+        let mut ids = Vec::new();
+        for p in 0..f.bus.partitions() {
+            for (_, bytes) in f.bus.read(p, 0, usize::MAX).await.unwrap() {
+                ids.push(event_id_of(&bytes).unwrap());
+            }
+        }
+        ids
+    }
+
+    fn single(outcome: &BatchOutcome) -> pb::EventOutcome {
+        assert_eq!(outcome.results.len(), 1);
+        outcome.results[0].outcome()
+    }
+
+    /// Lets every other task on this current-thread runtime run until it waits.
+    async fn settle() {
+        for _ in 0..64 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_publish_cancelled_mid_append_loses_nothing() {
+        for first_append_fails in [true, false] {
+            let f = fixture().await;
+            f.bus.fail.lock().push_back(first_append_fails);
+            let cancelled = publish(&f.ingest, "e-1");
+            // The client gives up while its batch waits in the full bus queue.
+            f.bus.started.acquire().await.unwrap().forget();
+            cancelled.abort();
+            assert!(cancelled.await.unwrap_err().is_cancelled());
+
+            let retry = publish(&f.ingest, "e-1");
+            settle().await;
+            // Now the queue moves: the first append ends, then the retry's if it has one.
+            f.bus.gate.add_permits(2);
+            let retried = single(&retry.await.unwrap().unwrap());
+            let expected = if first_append_fails {
+                pb::EventOutcome::Accepted
+            } else {
+                pb::EventOutcome::Duplicate
+            };
+            assert_eq!(
+                retried, expected,
+                "first append fails: {first_append_fails}"
+            );
+            assert_eq!(
+                bus_ids(&f).await,
+                ["e-1"],
+                "the event is on the bus exactly once"
+            );
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_second_publish_during_a_failing_append_appends_it_itself() {
+        let f = fixture().await;
+        f.bus.fail.lock().push_back(true);
+        let first = publish(&f.ingest, "e-1");
+        f.bus.started.acquire().await.unwrap().forget();
+        // The same id arrives while the first append is in flight.
+        let second = publish(&f.ingest, "e-1");
+        settle().await;
+        f.bus.gate.add_permits(1);
+        let failed = first.await.unwrap().unwrap_err();
+        assert_eq!(tonic::Status::from(failed).code(), tonic::Code::Unavailable);
+        f.bus.gate.add_permits(1);
+        assert_eq!(
+            single(&second.await.unwrap().unwrap()),
+            pb::EventOutcome::Accepted
+        );
+        assert_eq!(bus_ids(&f).await, ["e-1"]);
+        // And from now on it is a duplicate.
+        f.bus.gate.add_permits(1);
+        let again = publish(&f.ingest, "e-1").await.unwrap().unwrap();
+        assert_eq!(single(&again), pb::EventOutcome::Duplicate);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn non_finite_numbers_are_rejected_per_event() {
+        use prost_types::value::Kind;
+        let f = fixture().await;
+        f.bus.gate.add_permits(1);
+        let mut bad = event("e-nan");
+        bad.payload = Some(prost_types::Struct {
+            fields: [(
+                "amount".to_owned(),
+                prost_types::Value {
+                    kind: Some(Kind::NumberValue(f64::NAN)),
+                },
+            )]
+            .into(),
+        });
+        let mut far = event("e-inf");
+        far.location = Some(pb::Location {
+            region: "north".into(),
+            lat: f64::INFINITY,
+            ..pb::Location::default()
+        });
+        let outcome = f
+            .ingest
+            .publish(vec![bad, event("e-ok"), far], 0)
+            .await
+            .unwrap();
+        let seen: Vec<(pb::EventOutcome, &str)> = outcome
+            .results
+            .iter()
+            .map(|r| (r.outcome(), r.reason.as_str()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (
+                    pb::EventOutcome::Rejected,
+                    "payload.amount: NaN is not a finite number"
+                ),
+                (pb::EventOutcome::Accepted, ""),
+                (
+                    pb::EventOutcome::Rejected,
+                    "location.lat: Infinity is not a finite number"
+                ),
+            ]
+        );
+        assert_eq!(bus_ids(&f).await, ["e-ok"]);
+    }
+
+    #[test]
+    fn recent_ids_keep_between_one_and_two_generations() {
+        let mut recent = RecentIds::new(3);
+        for d in 0..7u128 {
+            recent.insert(d);
+        }
+        // Generations {3,4,5} and {6}: the oldest are forgotten, memory stays bounded.
+        assert!(!recent.contains(0) && !recent.contains(2));
+        assert!((3..7).all(|d| recent.contains(d)));
+        assert_eq!(recent.len(), 4);
+    }
+
+    #[test]
+    fn the_dedup_horizon_refuses_only_older_events() {
+        let now = Timestamp::from_unix_seconds(1_000_000);
+        let day = credence_scorer::Duration::from_days(1);
+        let old = now.saturating_sub(credence_scorer::Duration::from_days(2));
+        assert!(Ingest::check_dedup_horizon(old, now, None).is_ok());
+        assert!(Ingest::check_dedup_horizon(now, now, Some(day)).is_ok());
+        let refused = Ingest::check_dedup_horizon(old, now, Some(day)).unwrap_err();
+        assert!(refused.starts_with("occurred_at:"), "{refused}");
+    }
 
     #[test]
     fn event_ids_are_read_from_the_front_of_the_encoding() {
@@ -402,6 +912,45 @@ mod tests {
             counts[partition_of(&format!("s{i}"), 4) as usize] += 1;
         }
         assert!(counts.iter().all(|&c| c > 800), "{counts:?}");
+    }
+
+    #[test]
+    fn non_finite_numbers_are_named_by_path() {
+        use prost_types::value::Kind;
+        let number = |x: f64| prost_types::Value {
+            kind: Some(Kind::NumberValue(x)),
+        };
+        let flat = |k: &str, x: f64| prost_types::Struct {
+            fields: [(k.to_owned(), number(x))].into(),
+        };
+        assert_eq!(
+            non_finite("payload", &flat("amount", f64::NAN)).as_deref(),
+            Some("payload.amount: NaN is not a finite number")
+        );
+        assert_eq!(non_finite("payload", &flat("amount", 1e308)), None);
+        let nested = prost_types::Struct {
+            fields: [(
+                "items".to_owned(),
+                prost_types::Value {
+                    kind: Some(Kind::ListValue(prost_types::ListValue {
+                        values: vec![
+                            number(1.0),
+                            prost_types::Value {
+                                kind: Some(Kind::StructValue(flat("x", f64::NEG_INFINITY))),
+                            },
+                        ],
+                    })),
+                },
+            )]
+            .into(),
+        };
+        assert_eq!(
+            non_finite("payload", &nested).as_deref(),
+            Some("payload.items[1].x: -Infinity is not a finite number")
+        );
+        let long = "k".repeat(500);
+        let reason = non_finite("payload", &flat(&long, f64::INFINITY)).unwrap();
+        assert!(reason.len() < 80, "{reason}");
     }
 
     #[test]

@@ -9,6 +9,8 @@ use prometheus::{
     Encoder as _, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec,
     Opts, Registry, TextEncoder,
 };
+use prost::Message as _;
+use rustc_hash::FxHashMap;
 
 /// Every metric of a node.
 pub struct Metrics {
@@ -27,6 +29,8 @@ pub struct Metrics {
     pub commit_seconds: Histogram,
     /// gRPC call durations by method.
     pub rpc_duration: HistogramVec,
+    /// Bus records the pipeline could not read and parked as dead letters.
+    pub dead_letters: IntCounter,
 }
 
 impl Metrics {
@@ -94,6 +98,11 @@ impl Metrics {
             &["method"],
         )
         .expect("metric");
+        let dead_letters = IntCounter::new(
+            "credence_dead_letters_total",
+            "Bus records the pipeline could not read and parked (see the dead_letters view)",
+        )
+        .expect("metric");
         for collector in [
             Box::new(events_received.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(events_scored.clone()),
@@ -102,6 +111,7 @@ impl Metrics {
             Box::new(ingest_to_snapshot.clone()),
             Box::new(commit_seconds.clone()),
             Box::new(rpc_duration.clone()),
+            Box::new(dead_letters.clone()),
         ] {
             registry.register(collector).expect("unique metric names");
         }
@@ -114,6 +124,7 @@ impl Metrics {
             ingest_to_snapshot,
             commit_seconds,
             rpc_duration,
+            dead_letters,
         }
     }
 
@@ -143,6 +154,48 @@ pub async fn serve(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
     });
     Ok(bound)
 }
+
+/// The label of a call to `path` ("/credence.v1.IngestionService/PublishEvents" ->
+/// "PublishEvents"): only methods this node serves get their own series; any other path a
+/// client sends is `unknown`, so clients cannot grow the label set without bound.
+pub fn method_label(path: &str) -> &'static str {
+    static KNOWN: OnceLock<FxHashMap<String, String>> = OnceLock::new();
+    let known = KNOWN.get_or_init(|| {
+        let mut known = FxHashMap::default();
+        let sets = [
+            credence_proto::FILE_DESCRIPTOR_SET,
+            tonic_health::pb::FILE_DESCRIPTOR_SET,
+        ];
+        for bytes in sets {
+            // Both sets are compiled into the binary; one that does not decode is a build
+            // defect, and the calls are then counted as unknown rather than failing.
+            let Ok(set) = prost_types::FileDescriptorSet::decode(bytes) else {
+                tracing::error!("a compiled-in descriptor set does not decode");
+                continue;
+            };
+            for file in &set.file {
+                for service in &file.service {
+                    for method in &service.method {
+                        let name = method.name().to_owned();
+                        let path = format!("/{}.{}/{name}", file.package(), service.name());
+                        known.insert(path, name);
+                    }
+                }
+            }
+        }
+        for package in ["grpc.reflection.v1", "grpc.reflection.v1alpha"] {
+            known.insert(
+                format!("/{package}.ServerReflection/ServerReflectionInfo"),
+                "ServerReflectionInfo".to_owned(),
+            );
+        }
+        known
+    });
+    known.get(path).map_or(UNKNOWN_METHOD, String::as_str)
+}
+
+/// The `method` label of calls to paths this node does not serve.
+pub const UNKNOWN_METHOD: &str = "unknown";
 
 /// A tower layer that times every gRPC call into `credence_rpc_duration_seconds`.
 #[derive(Clone, Copy, Debug, Default)]
@@ -176,24 +229,52 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        // "/credence.v1.IngestionService/PublishEvents" -> "PublishEvents"
-        let method = req
-            .uri()
-            .path()
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
+        let method = method_label(req.uri().path());
         let started = Instant::now();
-        let call = self.inner.call(req);
-        Box::pin(async move {
-            let result = call.await;
-            // Streaming calls are timed to their first response; enough to spot slow RPCs.
-            Metrics::global()
-                .rpc_duration
-                .with_label_values(&[method.as_str()])
-                .observe(started.elapsed().as_secs_f64());
-            result
-        })
+        let span = tracing::info_span!("rpc", method);
+        let call = span.in_scope(|| self.inner.call(req));
+        Box::pin(tracing::Instrument::instrument(
+            async move {
+                let result = call.await;
+                // Streaming calls are timed to their first response; enough to spot slow RPCs.
+                Metrics::global()
+                    .rpc_duration
+                    .with_label_values(&[method])
+                    .observe(started.elapsed().as_secs_f64());
+                result
+            },
+            span,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_served_methods_get_their_own_label() {
+        assert_eq!(
+            method_label("/credence.v1.IngestionService/PublishEvents"),
+            "PublishEvents"
+        );
+        assert_eq!(
+            method_label("/credence.v1.QueryService/RunAnalytics"),
+            "RunAnalytics"
+        );
+        assert_eq!(method_label("/grpc.health.v1.Health/Check"), "Check");
+        assert_eq!(
+            method_label("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"),
+            "ServerReflectionInfo"
+        );
+        for path in [
+            "/credence.v1.IngestionService/NoSuchMethod",
+            "/made.up/PublishEvents-1",
+            "/x/PublishEvents",
+            "",
+            "/",
+        ] {
+            assert_eq!(method_label(path), UNKNOWN_METHOD, "{path:?}");
+        }
     }
 }

@@ -15,6 +15,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::catalog::Catalog;
 use crate::config::Config;
+use crate::health::Health;
 use crate::ingest::{Ingest, Progress};
 use crate::metrics::{self, RpcTimer};
 use crate::pipeline::{self, Shared};
@@ -52,12 +53,15 @@ pub async fn run(
     let stores = embedded.stores();
     let catalog = Arc::new(Catalog::open(stores.clone(), seed).await?);
     let progress = Arc::new(Progress::new(stores.bus.partitions()));
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    let health = Arc::new(Health::new(reporter).await);
     let ingest = Ingest::open(
         stores.clone(),
         Arc::clone(&catalog),
         config.ingest.clone(),
         config.pipeline.clone(),
         Arc::clone(&progress),
+        Arc::clone(&health),
     )
     .await?;
     let (alerts, _) = broadcast::channel(4_096);
@@ -70,6 +74,7 @@ pub async fn run(
             alerts: alerts.clone(),
             config: config.pipeline.clone(),
             graph: config.graph.clone(),
+            health,
         }),
         &shutdown_rx,
     );
@@ -103,12 +108,6 @@ pub async fn run(
         .register_encoded_file_descriptor_set(credence_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
-    let (health, health_service) = tonic_health::server::health_reporter();
-    for name in credence_proto::SERVICE_NAMES.into_iter().chain([""]) {
-        health
-            .set_service_status(name, tonic_health::ServingStatus::Serving)
-            .await;
-    }
 
     let server = tonic::transport::Server::builder()
         .layer(RpcTimer)

@@ -15,15 +15,18 @@ use std::time::Duration;
 
 use credence_proto::v1 as pb;
 use credence_scorer::{EventOutcome, Outcomes, SubjectContext, SubjectState, Timestamp};
-use credence_storage::{ArchivedEvent, PartitionCommit, ScorePoint, Stores};
+use credence_storage::{ArchivedEvent, DeadLetter, PartitionCommit, ScorePoint, Stores};
+use futures::FutureExt as _;
 use prost::Message as _;
 use rustc_hash::{FxHashMap, FxHashSet};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tracing::Instrument as _;
 
 use crate::association::{self, Reach};
 use crate::catalog::Catalog;
 use crate::config::{GraphSection, PipelineSection};
 use crate::convert;
+use crate::health::{Component, Health};
 use crate::ingest::Progress;
 use crate::metrics::Metrics;
 
@@ -41,7 +44,13 @@ pub struct Shared {
     pub config: PipelineSection,
     /// Association settings.
     pub graph: GraphSection,
+    /// Where the committer and the workers report whether they work.
+    pub health: Arc<Health>,
 }
+
+/// Consecutive failures of the committer or of one worker past which health says
+/// NOT_SERVING: a single failure is retried quietly, a loop is not.
+const FAILURES_BEFORE_NOT_SERVING: u32 = 3;
 
 /// Starts the committer and one worker per partition; the workers stop when `shutdown`
 /// turns true (the committer once they are gone).
@@ -56,12 +65,27 @@ pub fn spawn(
             let queue = queue.clone();
             let mut shutdown = shutdown.clone();
             tokio::spawn(async move {
+                let mut failures = 0u32;
                 loop {
-                    match run_partition(&shared, &queue, p, &mut shutdown).await {
+                    let mut progressed = false;
+                    match run_partition(&shared, &queue, p, &mut shutdown, &mut progressed).await {
                         Ok(()) => return,
+                        // A worker failing over and over must still stop on shutdown.
+                        Err(_) if *shutdown.borrow() => return,
                         Err(e) => {
-                            tracing::error!(partition = p, error = %format!("{e:#}"),
+                            let error = format!("{e:#}");
+                            tracing::error!(partition = p, %error,
                                 "pipeline worker failed; restarting from the last commit");
+                            failures = if progressed { 1 } else { failures + 1 };
+                            if failures >= FAILURES_BEFORE_NOT_SERVING {
+                                shared
+                                    .health
+                                    .failing(
+                                        Component::Worker(p),
+                                        format!("failed {failures} times in a row: {error}"),
+                                    )
+                                    .await;
+                            }
                             tokio::time::sleep(Duration::from_secs(1)).await;
                         }
                     }
@@ -77,6 +101,7 @@ async fn run_partition(
     queue: &CommitQueue,
     p: u32,
     shutdown: &mut watch::Receiver<bool>,
+    progressed: &mut bool,
 ) -> anyhow::Result<()> {
     let stores = &shared.stores;
     let mut next = stores.snapshots.committed_offset(p).await?;
@@ -122,14 +147,32 @@ async fn run_partition(
         let records = stores
             .bus
             .read(p, next, shared.config.micro_batch_events)
+            .instrument(tracing::debug_span!("read", partition = p, from = next))
             .await?;
         let Some(&(last, _)) = records.last() else {
             continue;
         };
-        let batch = score(shared, p, &mut states, records).await?;
-        commit(queue, p, last + 1, batch, &states).await?;
+        let batch = score(shared, p, &mut states, records)
+            .instrument(tracing::debug_span!(
+                "score",
+                partition = p,
+                from = next,
+                to = last
+            ))
+            .await?;
+        commit(queue, p, last + 1, batch, &states)
+            .instrument(tracing::debug_span!(
+                "commit",
+                partition = p,
+                next_offset = last + 1
+            ))
+            .await?;
         next = last + 1;
         shared.progress.set(p, next);
+        if !*progressed {
+            *progressed = true;
+            shared.health.working(Component::Worker(p)).await;
+        }
     }
 }
 
@@ -142,6 +185,7 @@ struct Batch {
     alerts: Vec<credence_scorer::Alert>,
     changed: FxHashSet<String>,
     received: Vec<Timestamp>,
+    dead_letters: Vec<DeadLetter>,
 }
 
 /// Scores a micro-batch against the in-memory states.
@@ -154,13 +198,32 @@ async fn score(
     let live = shared.catalog.live();
     let engine = &live.engine;
     let mut events = Vec::with_capacity(records.len());
+    let mut dead_letters = Vec::new();
     for (offset, bytes) in records {
-        events.push((offset, pb::Event::decode(bytes.as_slice())?));
+        match pb::Event::decode(bytes.as_slice()) {
+            Ok(event) => events.push((offset, event)),
+            // Ingestion only appends events it encoded, so this is a record written by
+            // something else (or damaged in a way the bus checksum missed). Parked, it stays
+            // readable for a person; stopping here would stop the partition for good.
+            Err(e) => {
+                tracing::error!(partition = p, offset, error = %e,
+                    "an unreadable bus record is parked as a dead letter");
+                dead_letters.push(DeadLetter {
+                    partition: p,
+                    offset,
+                    reason: format!("not an encoded event: {e}"),
+                    payload: bytes,
+                });
+            }
+        }
     }
     // Only when some rule reads it: the association costs a graph walk per subject.
     let baseline = live.uses_association.then(|| engine.config().baseline);
     let contexts = contexts(shared, &events, baseline).await?;
-    let mut batch = Batch::default();
+    let mut batch = Batch {
+        dead_letters,
+        ..Batch::default()
+    };
     let empty = SubjectContext::default();
     let mut out = Outcomes::default();
     for (offset, event) in events {
@@ -287,24 +350,69 @@ pub struct CommitQueue(mpsc::Sender<CommitRequest>);
 /// Starts the committer: it takes every batch the workers have ready (at most one per
 /// partition, as each worker waits for its answer) and writes them in one call, so the
 /// stores pay one commit for all partitions instead of one per partition and role.
+///
+/// A commit that panics is caught: its workers are told it failed (they restart from the
+/// committed offsets), health says NOT_SERVING until a commit succeeds again, and the
+/// committer goes on with the next batches. Should the task end any other way while
+/// workers still send to it, health says so too.
 pub fn spawn_committer(shared: &Arc<Shared>) -> CommitQueue {
     let (tx, mut rx) = mpsc::channel::<CommitRequest>(256);
+    let task = tokio::spawn({
+        let shared = Arc::clone(shared);
+        async move {
+            let mut failures = 0u32;
+            let mut pending = Vec::new();
+            while let Some(first) = rx.recv().await {
+                pending.push(first);
+                while let Ok(more) = rx.try_recv() {
+                    pending.push(more);
+                }
+                let requests: Vec<CommitRequest> = std::mem::take(&mut pending);
+                let committed = commit_together(&shared, requests)
+                    .instrument(tracing::debug_span!("commit_together"))
+                    .await;
+                match committed {
+                    Ok(()) => {
+                        failures = 0;
+                        shared.health.working(Component::Committer).await;
+                    }
+                    Err(reason) => {
+                        failures += 1;
+                        // A panic is a defect, not a passing fault: say so at once.
+                        if failures >= FAILURES_BEFORE_NOT_SERVING || reason.panicked {
+                            shared
+                                .health
+                                .failing(Component::Committer, reason.message)
+                                .await;
+                        }
+                    }
+                }
+            }
+        }
+    });
     let shared = Arc::clone(shared);
     tokio::spawn(async move {
-        let mut pending = Vec::new();
-        while let Some(first) = rx.recv().await {
-            pending.push(first);
-            while let Ok(more) = rx.try_recv() {
-                pending.push(more);
-            }
-            let requests: Vec<CommitRequest> = std::mem::take(&mut pending);
-            commit_together(&shared, requests).await;
+        // The loop above ends only when every worker has dropped its queue (shutdown).
+        if let Err(e) = task.await {
+            shared
+                .health
+                .failing(Component::Committer, format!("the committer stopped: {e}"))
+                .await;
         }
     });
     CommitQueue(tx)
 }
 
-async fn commit_together(shared: &Shared, requests: Vec<CommitRequest>) {
+/// Why a commit call failed.
+struct CommitFailure {
+    message: String,
+    panicked: bool,
+}
+
+async fn commit_together(
+    shared: &Shared,
+    requests: Vec<CommitRequest>,
+) -> Result<(), CommitFailure> {
     let metrics = Metrics::global();
     let started = std::time::Instant::now();
     let mut batches = Vec::with_capacity(requests.len());
@@ -314,13 +422,24 @@ async fn commit_together(shared: &Shared, requests: Vec<CommitRequest>) {
         rest.push((r.alerts, r.received, r.done));
     }
     let events: usize = batches.iter().map(|b| b.events.len()).sum();
-    let result = shared
-        .stores
-        .committer
-        .commit(batches, Timestamp::now())
-        .await
-        .map_err(|e| format!("{e}"));
+    let dead_letters: usize = batches.iter().map(|b| b.dead_letters.len()).sum();
+    let commit = shared.stores.committer.commit(batches, Timestamp::now());
+    let (result, panicked) = match std::panic::AssertUnwindSafe(commit).catch_unwind().await {
+        Ok(result) => (result.map_err(|e| format!("{e}")), false),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            (Err(format!("the committer panicked: {what}")), true)
+        }
+    };
+    if let Err(e) = &result {
+        tracing::error!(error = %e, batches = rest.len(), "commit failed");
+    }
     if result.is_ok() {
+        metrics.dead_letters.inc_by(dead_letters as u64);
         let took = started.elapsed();
         tracing::debug!(
             events,
@@ -350,6 +469,7 @@ async fn commit_together(shared: &Shared, requests: Vec<CommitRequest>) {
         // A worker that went away restarts from the committed offset anyway.
         let _ = done.send(result.clone());
     }
+    result.map_err(|message| CommitFailure { message, panicked })
 }
 
 /// Hands a scored batch to the committer and waits until it is durable.
@@ -374,6 +494,7 @@ async fn commit(
             points: batch.points,
             changes: batch.changes,
             states: changed,
+            dead_letters: batch.dead_letters,
         },
         alerts: batch.alerts,
         received: batch.received,
@@ -388,4 +509,254 @@ async fn commit(
         .await
         .map_err(|_| anyhow::anyhow!("the committer has stopped"))?
         .map_err(|e| anyhow::anyhow!("committing partition {p}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use credence_storage::embedded::{Embedded, EmbeddedOptions};
+    use credence_storage::{BusRecord, Committer, StorageError};
+    use tonic_health::pb::health_server::Health as _;
+    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
+    use tonic_health::server::{HealthReporter, HealthService};
+
+    use super::*;
+
+    #[derive(Clone, Copy)]
+    enum Fault {
+        /// The first call writes everything, then reports a failure.
+        FailOnceAfterWriting,
+        /// Every call panics.
+        Panic,
+    }
+
+    /// The real committer with a fault injected.
+    struct Faulty {
+        inner: Arc<dyn Committer>,
+        fault: Fault,
+        calls: AtomicU32,
+    }
+
+    #[tonic::async_trait]
+    impl Committer for Faulty {
+        async fn commit(
+            &self,
+            batches: Vec<PartitionCommit>,
+            at: Timestamp,
+        ) -> credence_storage::Result<()> {
+            let call = self.calls.fetch_add(1, Ordering::SeqCst);
+            match self.fault {
+                Fault::FailOnceAfterWriting if call == 0 => {
+                    self.inner.commit(batches, at).await?;
+                    Err(StorageError::Unavailable(
+                        "injected: the reply was lost".into(),
+                    ))
+                }
+                Fault::Panic => panic!("injected committer panic"),
+                Fault::FailOnceAfterWriting => self.inner.commit(batches, at).await,
+            }
+        }
+    }
+
+    struct Running {
+        workers: Vec<tokio::task::JoinHandle<()>>,
+        stop: watch::Sender<bool>,
+        shared: Arc<Shared>,
+        reporter: HealthReporter,
+    }
+
+    async fn start(stores: &Stores, fault: Option<Fault>) -> Running {
+        let mut stores = stores.clone();
+        if let Some(fault) = fault {
+            stores.committer = Arc::new(Faulty {
+                inner: Arc::clone(&stores.committer),
+                fault,
+                calls: AtomicU32::new(0),
+            });
+        }
+        let seed = credence_scorer::RuleFile::example().unwrap();
+        let catalog = Arc::new(Catalog::open(stores.clone(), &seed).await.unwrap());
+        let (reporter, _) = tonic_health::server::health_reporter();
+        let shared = Arc::new(Shared {
+            progress: Arc::new(Progress::new(stores.bus.partitions())),
+            stores,
+            catalog,
+            alerts: broadcast::channel(16).0,
+            config: PipelineSection::default(),
+            graph: GraphSection::default(),
+            health: Arc::new(Health::new(reporter.clone()).await),
+        });
+        let (stop, shutdown) = watch::channel(false);
+        Running {
+            workers: spawn(&shared, &shutdown),
+            stop,
+            shared,
+            reporter,
+        }
+    }
+
+    impl Running {
+        async fn overall_health(&self) -> ServingStatus {
+            let service = HealthService::from_health_reporter(self.reporter.clone());
+            let answer = service
+                .check(tonic::Request::new(HealthCheckRequest {
+                    service: String::new(),
+                }))
+                .await
+                .unwrap();
+            answer.into_inner().status()
+        }
+
+        /// Waits (bounded) until `done` holds.
+        async fn wait_for(&self, what: &str, done: impl Fn(&Self) -> bool) {
+            for _ in 0..3_000 {
+                if done(self) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            panic!("gave up waiting for {what}");
+        }
+
+        fn caught_up(&self) -> bool {
+            let bus = &self.shared.stores.bus;
+            (0..bus.partitions()).all(|p| self.shared.progress.get(p) >= *bus.end(p).borrow())
+        }
+
+        async fn stop(self) {
+            self.stop.send(true).unwrap();
+            for w in self.workers {
+                w.await.unwrap();
+            }
+        }
+    }
+
+    fn record(i: u32, partitions: u32) -> BusRecord {
+        let subject = format!("subject-{}", i % 7);
+        let at =
+            convert::timestamp_to_pb(Timestamp::from_unix_seconds(1_700_000_000 + i64::from(i)));
+        let event = pb::Event {
+            event_id: format!("e-{i}"),
+            subject_id: subject.clone(),
+            event_type: "payment".into(),
+            occurred_at: Some(at),
+            received_at: Some(at),
+            ..pb::Event::default()
+        };
+        BusRecord {
+            partition: crate::ingest::partition_of(&subject, partitions),
+            payload: event.encode_to_vec(),
+        }
+    }
+
+    /// Rows of `sql` (analytics answers the row count with the Arrow stream).
+    async fn rows(stores: &Stores, sql: &str) -> u64 {
+        let limits = credence_storage::QueryLimits {
+            max_rows: 100_000,
+            timeout: Duration::from_secs(30),
+        };
+        stores.analytics.run_sql(sql, limits).await.unwrap().rows
+    }
+
+    /// Every event on the bus is archived once and scored once, and every subject's state
+    /// counts each of its events once.
+    async fn assert_scored_exactly_once(stores: &Stores, events: u64) {
+        assert_eq!(rows(stores, "SELECT * FROM events").await, events);
+        assert_eq!(
+            rows(stores, "SELECT DISTINCT event_id FROM events").await,
+            events
+        );
+        assert_eq!(rows(stores, "SELECT * FROM score_points").await, events);
+        let subjects: Vec<String> = (0..7).map(|s| format!("subject-{s}")).collect();
+        let applied: u64 = stores
+            .snapshots
+            .get_snapshots(&subjects)
+            .await
+            .unwrap()
+            .into_iter()
+            .flatten()
+            .map(|s| s.state.applied_events)
+            .sum();
+        assert_eq!(applied, events);
+    }
+
+    fn open() -> (tempfile::TempDir, Embedded) {
+        let dir = tempfile::tempdir().unwrap();
+        let embedded =
+            tokio::task::block_in_place(|| Embedded::open(&EmbeddedOptions::new(dir.path())))
+                .unwrap();
+        (dir, embedded)
+    }
+
+    async fn append(stores: &Stores, range: std::ops::Range<u32>) {
+        let partitions = stores.bus.partitions();
+        let records = range.map(|i| record(i, partitions)).collect();
+        stores.bus.append(records).await.unwrap();
+    }
+
+    /// Runs a pipeline until it has scored all of the bus, healthy at the end.
+    async fn score_all(stores: &Stores, fault: Option<Fault>) {
+        let running = start(stores, fault).await;
+        running
+            .wait_for("the pipeline to catch up", Running::caught_up)
+            .await;
+        assert_eq!(running.overall_health().await, ServingStatus::Serving);
+        running.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_commit_that_fails_once_is_retried_and_scores_every_event_once() {
+        let (_dir, embedded) = open();
+        let stores = embedded.stores();
+        append(&stores, 0..200).await;
+        score_all(&stores, Some(Fault::FailOnceAfterWriting)).await;
+        assert_scored_exactly_once(&stores, 200).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_committer_that_panics_turns_health_not_serving_and_loses_nothing() {
+        let (_dir, embedded) = open();
+        let stores = embedded.stores();
+        append(&stores, 0..200).await;
+        let running = start(&stores, Some(Fault::Panic)).await;
+        running
+            .wait_for("the committer to be reported failing", |r| {
+                r.shared.health.is_failing(Component::Committer)
+            })
+            .await;
+        assert_eq!(running.overall_health().await, ServingStatus::NotServing);
+        running.stop().await;
+        // Restarted with a committer that works, every acknowledged event is scored.
+        score_all(&stores, None).await;
+        assert_scored_exactly_once(&stores, 200).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_unreadable_record_is_parked_and_its_partition_goes_on() {
+        let (_dir, embedded) = open();
+        let stores = embedded.stores();
+        append(&stores, 0..50).await;
+        let poisoned = record(50, stores.bus.partitions()).partition;
+        stores
+            .bus
+            .append(vec![BusRecord {
+                partition: poisoned,
+                // Field 1 with wire type 7, which does not exist.
+                payload: vec![0x0f, 0xff, 0xff],
+            }])
+            .await
+            .unwrap();
+        append(&stores, 50..100).await;
+        score_all(&stores, None).await;
+        assert_scored_exactly_once(&stores, 100).await;
+        assert_eq!(
+            rows(&stores, &format!(
+                "SELECT * FROM dead_letters WHERE bus_partition = {poisoned} AND payload_bytes = 3 \
+                 AND reason LIKE 'not an encoded event%'"
+            ))
+            .await,
+            1
+        );
+    }
 }

@@ -7,22 +7,21 @@ use credence_proto::v1 as pb;
 use credence_scorer::{
     Engine, EventOutcome, Outcomes, RuleSet, ScoringConfig, SubjectContext, SubjectState,
 };
-use tonic::Status;
 
 use crate::convert::{self, ConvertError};
-use crate::status;
+use crate::error::Error;
 
 /// Most events one simulation runs.
 pub const MAX_EVENTS: usize = 100_000;
 
-fn at(field: String) -> impl FnOnce(ConvertError) -> Status {
-    move |e| status::convert(&e.within(&field))
+fn at(field: String) -> impl FnOnce(ConvertError) -> Error {
+    move |e| Error::from(e.within(&field))
 }
 
 /// Runs a dry run. Every refusal names the request field at fault.
-pub fn simulate(request: &pb::SimulateRequest) -> Result<pb::SimulateResponse, Status> {
+pub fn simulate(request: &pb::SimulateRequest) -> Result<pb::SimulateResponse, Error> {
     if request.events.len() > MAX_EVENTS {
-        return Err(Status::invalid_argument(format!(
+        return Err(Error::invalid(format!(
             "events: at most {MAX_EVENTS} per simulation, not {}",
             request.events.len()
         )));
@@ -39,8 +38,8 @@ pub fn simulate(request: &pb::SimulateRequest) -> Result<pb::SimulateResponse, S
         Some(c) => convert::config(c).map_err(at("config".into()))?,
         None => ScoringConfig::default(),
     };
-    let set = RuleSet::compile(0, rules).map_err(|e| status::scorer(&e))?;
-    let engine = Engine::new(Arc::new(set), Arc::new(config)).map_err(|e| status::scorer(&e))?;
+    let set = RuleSet::compile(0, rules).map_err(Error::from)?;
+    let engine = Engine::new(Arc::new(set), Arc::new(config)).map_err(Error::from)?;
 
     let mut contexts: BTreeMap<String, SubjectContext> = BTreeMap::new();
     for p in &request.profiles {

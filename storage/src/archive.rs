@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use credence_proto::v1 as pb;
 use credence_scorer::Timestamp;
 
+use crate::commit::DeadLetter;
 use crate::error::Result;
 use crate::page::{Page, Paged};
 
@@ -42,6 +43,9 @@ pub trait Archive: Send + Sync {
     /// committed offset, dropping what a crash left past the last snapshot commit (those
     /// events are scored again).
     async fn truncate_events(&self, partition: u32, offset: u64) -> Result<u64>;
+    /// Parks records the pipeline could not read. Idempotent by (partition, offset): parking
+    /// one twice keeps one copy. `at` is when (the commit's time).
+    async fn park_dead_letters(&self, letters: Vec<DeadLetter>, at: Timestamp) -> Result<()>;
     /// Events matching the filter, ordered by `occurred_at` then event id.
     async fn list_events(&self, filter: &EventFilter, page: &Page) -> Result<Paged<ArchivedEvent>>;
 }

@@ -23,6 +23,22 @@ pub struct PartitionCommit {
     pub changes: Vec<(u64, ScoreChange)>,
     /// The changed subjects' states.
     pub states: Vec<SubjectState>,
+    /// Bus records of this batch that could not be read as events, parked instead.
+    pub dead_letters: Vec<DeadLetter>,
+}
+
+/// A bus record the pipeline could not read, parked so its partition goes on. Stored
+/// idempotently by (partition, offset), like archived events.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// Bus partition.
+    pub partition: u32,
+    /// Bus offset within the partition.
+    pub offset: u64,
+    /// Why it could not be read.
+    pub reason: String,
+    /// The record as it sits on the bus.
+    pub payload: Vec<u8>,
 }
 
 /// Writes micro-batches: archive, series, and last the snapshots with the committed offset.
@@ -59,6 +75,7 @@ impl Committer for Sequential {
         check_distinct(&batches)?;
         for b in batches {
             self.0.archive.append_events(b.events).await?;
+            self.0.archive.park_dead_letters(b.dead_letters, at).await?;
             self.0
                 .series
                 .append_scores(b.partition, b.points, b.changes)

@@ -1377,6 +1377,56 @@ pub async fn committer_writes_every_role_then_the_offset(stores: Stores) {
     );
 }
 
+/// A committer parks dead letters with its batch, once per (partition, offset) however
+/// often they are written, and analytics reads them from the `dead_letters` view.
+pub async fn committer_parks_dead_letters_once(stores: Stores) {
+    let letter = crate::DeadLetter {
+        partition: 1,
+        offset: 4,
+        reason: "not an event: invalid wire type".into(),
+        payload: vec![0xff, 0x00, 0x07],
+    };
+    let batch = crate::PartitionCommit {
+        partition: 1,
+        next_offset: 5,
+        dead_letters: vec![letter.clone()],
+        ..Default::default()
+    };
+    stores
+        .committer
+        .commit(vec![batch.clone()], ts(T0))
+        .await
+        .expect("commit with a dead letter");
+    // A batch committed again (a retry after a crash) and a direct park change nothing.
+    stores
+        .archive
+        .park_dead_letters(vec![letter], ts(T0 + HOUR))
+        .await
+        .expect("park again");
+    assert_eq!(
+        stores.snapshots.committed_offset(1).await.expect("offset"),
+        5
+    );
+    let result = stores
+        .analytics
+        .run_sql(
+            "SELECT bus_partition, bus_offset, reason, payload_bytes FROM dead_letters",
+            limits(10, Duration::from_secs(30)),
+        )
+        .await
+        .expect("dead letters view");
+    let (_, rows) = decode(&result.ipc);
+    assert_eq!(
+        rows,
+        vec![vec![
+            "1".to_owned(),
+            "4".to_owned(),
+            "not an event: invalid wire type".to_owned(),
+            "3".to_owned()
+        ]]
+    );
+}
+
 /// Expands every check of the suite into a test for one backend. `$open` is an async
 /// expression that evaluates to a fresh, empty [`Stores`] (a `(Stores, guard)` pair is not
 /// needed: keep temporary directories alive inside the backend or leak them). The tests
@@ -1397,6 +1447,7 @@ macro_rules! conformance_tests {
             analytics_answers_arrow_ipc,
             analytics_refuses_writes_files_and_slow_queries,
             committer_writes_every_role_then_the_offset,
+            committer_parks_dead_letters_once,
         );
     };
     (@each $open:expr; $($check:ident),* $(,)?) => {

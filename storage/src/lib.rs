@@ -31,7 +31,7 @@ use std::sync::Arc;
 pub use analytics::{Analytics, AnalyticsResult, QueryLimits};
 pub use archive::{Archive, ArchivedEvent, EventFilter};
 pub use bus::{Bus, BusRecord};
-pub use commit::{Committer, PartitionCommit, Sequential, check_distinct};
+pub use commit::{Committer, DeadLetter, PartitionCommit, Sequential, check_distinct};
 pub use documents::{Profiles, Rules, Snapshots, StoredSnapshot, SubjectFilter};
 pub use error::{Result, StorageError};
 pub use graph::{Graph, RelationKey};

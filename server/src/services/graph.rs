@@ -9,7 +9,7 @@ use tonic::{Request, Response, Status};
 
 use super::{Node, required_id};
 use crate::association::{self, Reach};
-use crate::status;
+use crate::error::Error;
 
 /// Most relations one request writes or removes.
 const MAX_RELATIONS: usize = 10_000;
@@ -55,7 +55,7 @@ fn kind_problem(field: &str, kind: i32) -> Option<String> {
 fn kinds(field: &str, kinds: &[i32]) -> Result<(), Status> {
     for (i, &k) in kinds.iter().enumerate() {
         if let Some(problem) = kind_problem(&format!("{field}[{i}]"), k) {
-            return Err(Status::invalid_argument(problem));
+            return Err(Error::invalid(problem));
         }
     }
     Ok(())
@@ -63,7 +63,7 @@ fn kinds(field: &str, kinds: &[i32]) -> Result<(), Status> {
 
 fn too_many(field: &str, n: usize) -> Result<(), Status> {
     if n > MAX_RELATIONS {
-        return Err(Status::invalid_argument(format!(
+        return Err(Error::invalid(format!(
             "{field}: at most {MAX_RELATIONS} per call, not {n}"
         )));
     }
@@ -100,7 +100,7 @@ impl GraphService for GraphApi {
             .graph
             .put_relations(valid)
             .await
-            .map_err(status::storage)?;
+            .map_err(Error::from)?;
         Ok(Response::new(pb::PutRelationsResponse {
             upserted,
             rejected,
@@ -116,14 +116,14 @@ impl GraphService for GraphApi {
         let mut checked = Vec::with_capacity(keys.len());
         for (i, k) in keys.into_iter().enumerate() {
             if k.subject_id.is_empty() || k.other_subject_id.is_empty() {
-                return Err(Status::invalid_argument(format!(
+                return Err(Error::invalid(format!(
                     "relations[{i}]: subject_id and other_subject_id are required"
                 )));
             }
             // UNSPECIFIED removes every kind between the two.
             if k.kind != 0 {
                 if let Some(problem) = kind_problem(&format!("relations[{i}].kind"), k.kind) {
-                    return Err(Status::invalid_argument(problem));
+                    return Err(Error::invalid(problem));
                 }
             }
             checked.push(RelationKey {
@@ -138,7 +138,7 @@ impl GraphService for GraphApi {
             .graph
             .remove_relations(checked)
             .await
-            .map_err(status::storage)?;
+            .map_err(Error::from)?;
         Ok(Response::new(pb::RemoveRelationsResponse { removed }))
     }
 
@@ -152,9 +152,7 @@ impl GraphService for GraphApi {
             0 => 1,
             d @ 1..=3 => d,
             d => {
-                return Err(Status::invalid_argument(format!(
-                    "depth: {d} is not in 1..=3"
-                )));
+                return Err(Error::invalid(format!("depth: {d} is not in 1..=3")));
             }
         };
         kinds("kinds", &r.kinds)?;
@@ -168,7 +166,7 @@ impl GraphService for GraphApi {
             .graph
             .neighbors(id, depth, &r.kinds, limit)
             .await
-            .map_err(status::storage)?;
+            .map_err(Error::from)?;
         Ok(Response::new(pb::GetNeighborsResponse {
             neighbors,
             truncated,
@@ -186,9 +184,7 @@ impl GraphService for GraphApi {
             0 => 6,
             d @ 1..=6 => d,
             d => {
-                return Err(Status::invalid_argument(format!(
-                    "max_depth: {d} is not in 1..=6"
-                )));
+                return Err(Error::invalid(format!("max_depth: {d} is not in 1..=6")));
             }
         };
         kinds("kinds", &r.kinds)?;
@@ -198,7 +194,7 @@ impl GraphService for GraphApi {
             .graph
             .find_path(from, to, max_depth, &r.kinds)
             .await
-            .map_err(status::storage)?;
+            .map_err(Error::from)?;
         Ok(Response::new(pb::FindPathResponse {
             found: path.is_some(),
             steps: path.unwrap_or_default(),
@@ -216,9 +212,7 @@ impl GraphService for GraphApi {
             0 => settings.association_depth,
             d @ 1..=3 => d,
             d => {
-                return Err(Status::invalid_argument(format!(
-                    "depth: {d} is not in 1..=3"
-                )));
+                return Err(Error::invalid(format!("depth: {d} is not in 1..=3")));
             }
         };
         kinds("kinds", &r.kinds)?;
@@ -230,7 +224,7 @@ impl GraphService for GraphApi {
         };
         let (value, contributors) = association::compute(&self.0.stores, id, reach)
             .await
-            .map_err(status::storage)?;
+            .map_err(Error::from)?;
         Ok(Response::new(pb::GetAssociationResponse {
             association: value.unwrap_or(0.0),
             contributors,

@@ -9,7 +9,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::Node;
 use crate::convert;
-use crate::status;
+use crate::error::Error;
 
 /// Most rejected or duplicate events a `StreamEvents` summary lists.
 const MAX_NOT_ACCEPTED: usize = 1_000;
@@ -46,17 +46,13 @@ impl IngestionService for IngestionApi {
             let count = events.len() as u32;
             // Batches already appended stay accepted even if a later one fails; the error
             // says how far the stream got, so the client resends only the rest.
-            let outcome = self.0.ingest.publish(events, index).await.map_err(|s| {
-                Status::new(
-                    s.code(),
-                    format!(
-                        "{} (batch {} of this stream; the {} events of the batches before it \
-                         were accepted: resend from event index {index})",
-                        s.message(),
-                        summary.batches + 1,
-                        summary.accepted + summary.duplicates + summary.rejected
-                    ),
-                )
+            let outcome = self.0.ingest.publish(events, index).await.map_err(|e| {
+                e.context(format!(
+                    "batch {} of this stream; the {} events of the batches before it were \
+                     accepted: resend from event index {index}",
+                    summary.batches + 1,
+                    summary.accepted + summary.duplicates + summary.rejected
+                ))
             })?;
             index = index.saturating_add(count);
             summary.batches += 1;
@@ -111,7 +107,7 @@ impl IngestionService for IngestionApi {
             .profiles
             .upsert_profiles(valid)
             .await
-            .map_err(status::storage)?;
+            .map_err(Error::from)?;
         for (i, new) in positions.into_iter().zip(created) {
             let (outcome, count) = if new {
                 (pb::ProfileOutcome::Created, &mut response.created)

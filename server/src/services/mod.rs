@@ -1,11 +1,12 @@
 //! The four gRPC services. Handlers convert at the edge (`crate::convert`), call the
-//! catalog, ingestion or stores, and map every error in one place (`crate::status`).
+//! catalog, ingestion or stores, and map every error in one place (`crate::error`).
 
 mod graph;
 mod ingestion;
 mod query;
 mod scoring;
 
+use crate::error::Error;
 use std::sync::Arc;
 
 use credence_proto::v1 as pb;
@@ -52,13 +53,13 @@ fn optional_time(
 ) -> Result<Option<credence_scorer::Timestamp>, Status> {
     t.map(|t| convert::timestamp(field, t))
         .transpose()
-        .map_err(|e| crate::status::convert(&e))
+        .map_err(|e| Error::from(e).into())
 }
 
 /// A required, non-empty id field.
 fn required_id<'a>(field: &str, id: &'a str) -> Result<&'a str, Status> {
     if id.is_empty() {
-        Err(crate::status::required(field))
+        Err(Error::required(field))
     } else {
         Ok(id)
     }

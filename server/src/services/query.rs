@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status};
 
 use super::{Node, optional_time, page, required_id};
 use crate::convert;
-use crate::status;
+use crate::error::Error;
 
 /// Size of the parts a `RunAnalytics` result is cut into.
 const ANALYTICS_PART_BYTES: usize = 1 << 20;
@@ -46,19 +46,19 @@ impl QueryService for QueryApi {
             .profiles
             .get_profiles(&ids)
             .await
-            .map_err(status::storage)?
+            .map_err(Error::from)?
             .pop()
             .flatten();
         let snapshot = stores
             .snapshots
             .get_snapshots(&ids)
             .await
-            .map_err(status::storage)?
+            .map_err(Error::from)?
             .pop()
             .flatten()
             .map(|s| convert::snapshot_to_pb(&s.state, s.updated_at));
         if profile.is_none() && snapshot.is_none() {
-            return Err(status::not_found(format!(
+            return Err(Error::not_found(format!(
                 "subject {:?} has neither a profile nor a score",
                 ids[0]
             )));
@@ -83,7 +83,7 @@ impl QueryService for QueryApi {
             .snapshots
             .list_subjects(&filter, &page(r.page_size, &r.page_token))
             .await
-            .map_err(status::storage)?;
+            .map_err(Error::from)?;
         let subjects = listed
             .items
             .into_iter()
@@ -121,7 +121,7 @@ impl QueryService for QueryApi {
                 &page(r.page_size, &r.page_token),
             )
             .await
-            .map_err(status::storage)?;
+            .map_err(Error::from)?;
         Ok(Response::new(pb::GetScoreHistoryResponse {
             points: points
                 .items
@@ -156,7 +156,7 @@ impl QueryService for QueryApi {
             .archive
             .list_events(&filter, &page(r.page_size, &r.page_token))
             .await
-            .map_err(status::storage)?;
+            .map_err(Error::from)?;
         Ok(Response::new(pb::ListEventsResponse {
             events: events.items.into_iter().map(|a| a.event).collect(),
             next_page_token: events.next_token,
@@ -174,7 +174,7 @@ impl QueryService for QueryApi {
             .snapshots
             .tier_counts(&region)
             .await
-            .map_err(status::storage)?;
+            .map_err(Error::from)?;
         let live = self.0.catalog.live();
         let mut tiers: Vec<pb::TierCount> = live
             .engine
@@ -214,20 +214,20 @@ impl QueryService for QueryApi {
         let Ok(window @ (pb::AggregateWindow::Hour | pb::AggregateWindow::Day)) =
             pb::AggregateWindow::try_from(r.window)
         else {
-            return Err(Status::invalid_argument(
+            return Err(Error::invalid(
                 "window is required: AGGREGATE_WINDOW_HOUR or AGGREGATE_WINDOW_DAY",
             ));
         };
         let group_by = match pb::AggregateGroupBy::try_from(r.group_by) {
             Ok(pb::AggregateGroupBy::Unspecified) | Err(_) => {
-                return Err(Status::invalid_argument(
+                return Err(Error::invalid(
                     "group_by is required: AGGREGATE_GROUP_BY_SUBJECT, _REGION or _EVENT_TYPE",
                 ));
             }
             Ok(g) => g,
         };
         if r.from.is_none() || r.to.is_none() {
-            return Err(Status::invalid_argument(
+            return Err(Error::invalid(
                 "from and to are required: aggregates cover a bounded time range",
             ));
         }
@@ -245,7 +245,7 @@ impl QueryService for QueryApi {
             .series
             .aggregates(&query, &page(r.page_size, &r.page_token))
             .await
-            .map_err(status::storage)?;
+            .map_err(Error::from)?;
         Ok(Response::new(pb::GetAggregatesResponse {
             rows: rows.items,
             next_page_token: rows.next_token,
@@ -260,29 +260,29 @@ impl QueryService for QueryApi {
     ) -> Result<Response<Self::RunAnalyticsStream>, Status> {
         let r = request.into_inner();
         if r.sql.trim().is_empty() {
-            return Err(status::required("sql"));
+            return Err(Error::required("sql"));
         }
         let settings = &self.0.config.analytics;
         let timeout = match &r.timeout {
             None => settings.default_timeout,
             Some(d) => {
-                let d = convert::duration("timeout", d).map_err(|e| status::convert(&e))?;
+                let d = convert::duration("timeout", d).map_err(Error::from)?;
                 let nanos = u64::try_from(d.nanos()).unwrap_or(0);
                 if nanos == 0 {
-                    return Err(Status::invalid_argument("timeout: must be positive"));
+                    return Err(Error::invalid("timeout: must be positive"));
                 }
                 Duration::from_nanos(nanos)
             }
         };
         if timeout > settings.max_timeout {
-            return Err(Status::invalid_argument(format!(
+            return Err(Error::invalid(format!(
                 "timeout: {} is over the server's limit of {} (analytics.max_timeout)",
                 humantime::format_duration(timeout),
                 humantime::format_duration(settings.max_timeout)
             )));
         }
         if r.max_rows > settings.max_rows_limit {
-            return Err(Status::invalid_argument(format!(
+            return Err(Error::invalid(format!(
                 "max_rows: {} is over the server's limit of {} (analytics.max_rows_limit); \
                  aggregate in SQL or page with LIMIT/OFFSET",
                 r.max_rows, settings.max_rows_limit
@@ -302,7 +302,7 @@ impl QueryService for QueryApi {
             .analytics
             .run_sql(&r.sql, limits)
             .await
-            .map_err(status::storage)?;
+            .map_err(Error::from)?;
         let parts: Vec<Vec<u8>> = result
             .ipc
             .chunks(ANALYTICS_PART_BYTES)

@@ -13,8 +13,8 @@ use tonic::{Request, Response, Status};
 
 use super::{Node, optional_time, page, required_id};
 use crate::convert;
+use crate::error::Error;
 use crate::simulation;
-use crate::status;
 
 /// Most subjects one `BatchGetScores` reads.
 const MAX_BATCH_SCORES: usize = 10_000;
@@ -32,22 +32,12 @@ impl ScoringApi {
             .snapshots
             .get_snapshots(&[subject_id.to_owned()])
             .await
-            .map_err(status::storage)?;
+            .map_err(Error::from)?;
         Ok(found
             .into_iter()
             .next()
             .flatten()
             .map(|s| convert::snapshot_to_pb(&s.state, s.updated_at)))
-    }
-
-    async fn latest_rule(&self, rule_id: &str) -> Result<credence_scorer::Rule, Status> {
-        self.0
-            .stores
-            .rules
-            .get_rule(rule_id, None)
-            .await
-            .map_err(status::storage)?
-            .ok_or_else(|| status::not_found(format!("rule {rule_id:?} does not exist")))
     }
 }
 
@@ -60,8 +50,8 @@ impl ScoringService for ScoringApi {
         let rule = request
             .into_inner()
             .rule
-            .ok_or_else(|| status::required("rule"))?;
-        let rule = convert::rule(&rule).map_err(|e| status::convert(&e.within("rule")))?;
+            .ok_or_else(|| Error::required::<Error>("rule"))?;
+        let rule = convert::rule(&rule).map_err(|e| Error::from(e.within("rule")))?;
         let stored = self.0.catalog.put_rule(rule).await?;
         Ok(Response::new(pb::PutRuleResponse {
             rule: Some(convert::rule_to_pb(&stored)),
@@ -81,10 +71,10 @@ impl ScoringService for ScoringApi {
             .rules
             .get_rule(id, version)
             .await
-            .map_err(status::storage)?
+            .map_err(Error::from)?
             .ok_or_else(|| match version {
-                Some(v) => status::not_found(format!("rule {id:?} has no version {v}")),
-                None => status::not_found(format!("rule {id:?} does not exist")),
+                Some(v) => Error::not_found::<Error>(format!("rule {id:?} has no version {v}")),
+                None => Error::not_found(format!("rule {id:?} does not exist")),
             })?;
         Ok(Response::new(pb::GetRuleResponse {
             rule: Some(convert::rule_to_pb(&rule)),
@@ -99,20 +89,16 @@ impl ScoringService for ScoringApi {
         let status_filter = (r.status != 0)
             .then(|| convert::rule_status("status", r.status))
             .transpose()
-            .map_err(|e| status::convert(&e))?;
+            .map_err(Error::from)?;
         let stores = &self.0.stores;
         let rules = stores
             .rules
             .list_rules(r.all_versions)
             .await
-            .map_err(status::storage)?;
-        let rule_set_version = stores
-            .rules
-            .rule_set_version()
-            .await
-            .map_err(status::storage)?;
+            .map_err(Error::from)?;
+        let rule_set_version = stores.rules.rule_set_version().await.map_err(Error::from)?;
         let page = page(r.page_size, &r.page_token);
-        let start = page.offset().map_err(status::storage)?;
+        let start = page.offset().map_err(Error::from)?;
         let matching: Vec<pb::Rule> = rules
             .iter()
             .filter(|rule| status_filter.is_none_or(|s| rule.status == s))
@@ -121,7 +107,7 @@ impl ScoringService for ScoringApi {
             .take(page.limit() + 1)
             .map(convert::rule_to_pb)
             .collect();
-        let paged = page.paged(matching).map_err(status::storage)?;
+        let paged = page.paged(matching).map_err(Error::from)?;
         Ok(Response::new(pb::ListRulesResponse {
             rules: paged.items,
             rule_set_version,
@@ -136,20 +122,12 @@ impl ScoringService for ScoringApi {
         let r = request.into_inner();
         let id = required_id("rule_id", &r.rule_id)?;
         if r.status == 0 {
-            return Err(Status::invalid_argument(
+            return Err(Error::invalid(
                 "status is required: RULE_STATUS_DRAFT, RULE_STATUS_ACTIVE or RULE_STATUS_RETIRED",
             ));
         }
-        let new_status =
-            convert::rule_status("status", r.status).map_err(|e| status::convert(&e))?;
-        let mut rule = self.latest_rule(id).await?;
-        if rule.status == new_status {
-            return Ok(Response::new(pb::SetRuleStatusResponse {
-                rule: Some(convert::rule_to_pb(&rule)),
-            }));
-        }
-        rule.status = new_status;
-        let stored = self.0.catalog.put_rule(rule).await?;
+        let new_status = convert::rule_status("status", r.status).map_err(Error::from)?;
+        let stored = self.0.catalog.set_rule_status(id, new_status).await?;
         Ok(Response::new(pb::SetRuleStatusResponse {
             rule: Some(convert::rule_to_pb(&stored)),
         }))
@@ -167,10 +145,10 @@ impl ScoringService for ScoringApi {
             .rules
             .get_config(version)
             .await
-            .map_err(status::storage)?
+            .map_err(Error::from)?
             .ok_or_else(|| match version {
-                Some(v) => status::not_found(format!("config version {v} does not exist")),
-                None => status::not_found("no config is stored"),
+                Some(v) => Error::not_found::<Error>(format!("config version {v} does not exist")),
+                None => Error::not_found("no config is stored"),
             })?;
         Ok(Response::new(pb::GetConfigResponse {
             config: Some(convert::config_to_pb(&config)),
@@ -184,8 +162,8 @@ impl ScoringService for ScoringApi {
         let config = request
             .into_inner()
             .config
-            .ok_or_else(|| status::required("config"))?;
-        let config = convert::config(&config).map_err(|e| status::convert(&e.within("config")))?;
+            .ok_or_else(|| Error::required::<Error>("config"))?;
+        let config = convert::config(&config).map_err(|e| Error::from(e.within("config")))?;
         let stored = self.0.catalog.put_config(config).await?;
         Ok(Response::new(pb::PutConfigResponse {
             config: Some(convert::config_to_pb(&stored)),
@@ -199,7 +177,7 @@ impl ScoringService for ScoringApi {
         let r = request.into_inner();
         let id = required_id("subject_id", &r.subject_id)?;
         let snapshot = self.snapshot(id).await?.ok_or_else(|| {
-            status::not_found(format!(
+            Error::not_found::<Error>(format!(
                 "subject {id:?} has no score (no event of it was scored yet)"
             ))
         })?;
@@ -214,7 +192,7 @@ impl ScoringService for ScoringApi {
     ) -> Result<Response<pb::BatchGetScoresResponse>, Status> {
         let ids = request.into_inner().subject_ids;
         if ids.len() > MAX_BATCH_SCORES {
-            return Err(Status::invalid_argument(format!(
+            return Err(Error::invalid(format!(
                 "subject_ids: at most {MAX_BATCH_SCORES} per call, not {}",
                 ids.len()
             )));
@@ -225,7 +203,7 @@ impl ScoringService for ScoringApi {
             .snapshots
             .get_snapshots(&ids)
             .await
-            .map_err(status::storage)?;
+            .map_err(Error::from)?;
         let mut response = pb::BatchGetScoresResponse::default();
         for (id, snapshot) in ids.into_iter().zip(found) {
             match snapshot {
@@ -244,10 +222,9 @@ impl ScoringService for ScoringApi {
     ) -> Result<Response<pb::ExplainScoreResponse>, Status> {
         let r = request.into_inner();
         let id = required_id("subject_id", &r.subject_id)?;
-        let snapshot = self
-            .snapshot(id)
-            .await?
-            .ok_or_else(|| status::not_found(format!("subject {id:?} has no score to explain")))?;
+        let snapshot = self.snapshot(id).await?.ok_or_else(|| {
+            Error::not_found::<Error>(format!("subject {id:?} has no score to explain"))
+        })?;
         let range = credence_storage::TimeRange {
             from: optional_time("from", r.from.as_ref())?,
             to: optional_time("to", r.to.as_ref())?,
@@ -258,7 +235,7 @@ impl ScoringService for ScoringApi {
             .series
             .score_changes(id, range, &page(r.page_size, &r.page_token))
             .await
-            .map_err(status::storage)?;
+            .map_err(Error::from)?;
         Ok(Response::new(pb::ExplainScoreResponse {
             snapshot: Some(snapshot),
             changes: changes
@@ -278,7 +255,7 @@ impl ScoringService for ScoringApi {
         // CPU-bound and possibly long: off the async workers.
         let response = tokio::task::spawn_blocking(move || simulation::simulate(&request))
             .await
-            .map_err(|e| Status::internal(format!("simulation failed: {e}")))??;
+            .map_err(|e| Error::internal::<Error>(format!("simulation failed: {e}")))??;
         Ok(Response::new(response))
     }
 
@@ -289,9 +266,9 @@ impl ScoringService for ScoringApi {
         let mut entry = request
             .into_inner()
             .entry
-            .ok_or_else(|| status::required("entry"))?;
+            .ok_or_else(|| Error::required::<Error>("entry"))?;
         required_id("entry.subject_id", &entry.subject_id)?;
-        convert::list_kind("entry.kind", entry.kind).map_err(|e| status::convert(&e))?;
+        convert::list_kind("entry.kind", entry.kind).map_err(Error::from)?;
         optional_time("entry.expires_at", entry.expires_at.as_ref())?;
         entry.created_at = Some(convert::timestamp_to_pb(credence_scorer::Timestamp::now()));
         self.0
@@ -299,7 +276,7 @@ impl ScoringService for ScoringApi {
             .lists
             .put_entry(entry.clone())
             .await
-            .map_err(status::storage)?;
+            .map_err(Error::from)?;
         Ok(Response::new(pb::PutListEntryResponse {
             entry: Some(entry),
         }))
@@ -311,14 +288,14 @@ impl ScoringService for ScoringApi {
     ) -> Result<Response<pb::RemoveListEntryResponse>, Status> {
         let r = request.into_inner();
         required_id("subject_id", &r.subject_id)?;
-        convert::list_kind("kind", r.kind).map_err(|e| status::convert(&e))?;
+        convert::list_kind("kind", r.kind).map_err(Error::from)?;
         let removed = self
             .0
             .stores
             .lists
             .remove_entry(&r.subject_id, r.kind)
             .await
-            .map_err(status::storage)?;
+            .map_err(Error::from)?;
         Ok(Response::new(pb::RemoveListEntryResponse { removed }))
     }
 
@@ -328,7 +305,7 @@ impl ScoringService for ScoringApi {
     ) -> Result<Response<pb::ListListEntriesResponse>, Status> {
         let r = request.into_inner();
         if r.kind != 0 {
-            convert::list_kind("kind", r.kind).map_err(|e| status::convert(&e))?;
+            convert::list_kind("kind", r.kind).map_err(Error::from)?;
         }
         let filter = ListFilter {
             kind: r.kind,
@@ -342,7 +319,7 @@ impl ScoringService for ScoringApi {
             .lists
             .list_entries(&filter, &page(r.page_size, &r.page_token))
             .await
-            .map_err(status::storage)?;
+            .map_err(Error::from)?;
         Ok(Response::new(pb::ListListEntriesResponse {
             entries: entries.items,
             next_page_token: entries.next_token,
@@ -368,7 +345,7 @@ impl ScoringService for ScoringApi {
                 // A watcher too slow for the alert rate is told so and ends; it can resume
                 // from the score history.
                 Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(n)) => {
-                    Some(Err(Status::resource_exhausted(format!(
+                    Some(Err(Error::exhausted(format!(
                         "this watcher fell {n} alerts behind; reconnect, and read missed changes \
                          with GetScoreHistory"
                     ))))

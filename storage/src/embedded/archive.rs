@@ -6,6 +6,7 @@ use credence_scorer::Timestamp;
 use duckdb::{Connection, Row, params};
 
 use crate::archive::{Archive, ArchivedEvent, EventFilter};
+use crate::commit::DeadLetter;
 use crate::embedded::columns as col;
 use crate::embedded::convert::{opt_nanos, struct_from_json, struct_to_json, timestamp};
 use crate::embedded::duck::{Ctx, Duck, in_transaction};
@@ -132,6 +133,17 @@ impl Archive for Duck {
                 )
                 .ctx("truncating the archive")?;
             Ok(n as u64)
+        })
+    }
+
+    async fn park_dead_letters(&self, letters: Vec<DeadLetter>, at: Timestamp) -> Result<()> {
+        if letters.is_empty() {
+            return Ok(());
+        }
+        self.write(|w| {
+            in_transaction(&w.conn, "parking dead letters", |conn| {
+                super::dead_letters::park_in(conn, &letters, at)
+            })
         })
     }
 

@@ -6,7 +6,7 @@ use credence_scorer::Timestamp;
 
 use crate::commit::{Committer, PartitionCommit, check_distinct};
 use crate::embedded::duck::{Duck, in_transaction};
-use crate::embedded::{archive, series, snapshots};
+use crate::embedded::{archive, dead_letters, series, snapshots};
 use crate::error::Result;
 
 #[async_trait]
@@ -30,6 +30,7 @@ impl Committer for Duck {
             in_transaction(&w.conn, "committing micro-batches", |conn| {
                 for (b, plan) in batches.iter().zip(&plans) {
                     archive::append_in(conn, &b.events)?;
+                    dead_letters::park_in(conn, &b.dead_letters, at)?;
                     series::append_in(conn, seq, b.partition, &b.points, &b.changes)?;
                     seq += b.changes.len() as u64;
                     snapshots::write_in(conn, plan, &b.states, b.partition, b.next_offset, at)?;

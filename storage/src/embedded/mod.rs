@@ -12,6 +12,7 @@ mod bus;
 mod columns;
 mod commit;
 mod convert;
+mod dead_letters;
 mod duck;
 mod graph;
 mod lists;

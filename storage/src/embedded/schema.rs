@@ -35,6 +35,9 @@ CREATE TABLE IF NOT EXISTS store.score_changes (
     seq UBIGINT, event_id VARCHAR, subject_id VARCHAR, rule_id VARCHAR, rule_version UINTEGER,
     config_version UINTEGER, old_score DOUBLE, new_score DOUBLE, delta DOUBLE, factor DOUBLE,
     occurred_at BIGINT, reason VARCHAR, inputs VARCHAR, bus_partition UINTEGER, bus_offset UBIGINT);
+CREATE TABLE IF NOT EXISTS store.dead_letters (
+    bus_partition UINTEGER NOT NULL, bus_offset UBIGINT NOT NULL, reason VARCHAR, payload BLOB,
+    parked_at BIGINT);
 CREATE TABLE IF NOT EXISTS store.relations (
     subject_id VARCHAR NOT NULL, other_subject_id VARCHAR NOT NULL, kind INTEGER NOT NULL,
     weight DOUBLE, since BIGINT);
@@ -70,6 +73,9 @@ CREATE OR REPLACE VIEW main.score_changes AS SELECT seq, event_id, subject_id, r
     rule_version, config_version, old_score, new_score, delta, factor,
     make_timestamp_ns(occurred_at) AS occurred_at, reason, inputs::JSON AS inputs, bus_partition, bus_offset
     FROM store.score_changes;
+CREATE OR REPLACE VIEW main.dead_letters AS SELECT bus_partition, bus_offset, reason,
+    octet_length(payload) AS payload_bytes, to_base64(payload) AS payload_base64,
+    make_timestamp_ns(parked_at) AS parked_at FROM store.dead_letters;
 CREATE OR REPLACE VIEW main.relations AS SELECT subject_id, other_subject_id, kind, weight,
     make_timestamp_ns(since) AS since FROM store.relations;
 CREATE OR REPLACE VIEW main.list_entries AS SELECT subject_id, kind, reason,
