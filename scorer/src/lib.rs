@@ -40,8 +40,8 @@ mod value;
 
 pub use compile::RuleSet;
 pub use config::{
-    DEFAULT_DEDUP_HORIZON, DEFAULT_DEDUP_WINDOW_EVENTS, DEFAULT_MAX_RULE_WINDOW, Decay, ScoringConfig,
-    Tier,
+    DEFAULT_DEDUP_HORIZON, DEFAULT_DEDUP_WINDOW_EVENTS, DEFAULT_MAX_RULE_WINDOW, Decay,
+    ScoringConfig, Tier,
 };
 pub use context::{ListEntry, ListKind, Profile, SubjectContext};
 pub use engine::{Engine, decay_factor};

@@ -108,7 +108,10 @@ pub struct DedupWindow {
 impl DedupWindow {
     /// A window from a floor and (time, digest) entries in any order; entries at or before
     /// the floor are dropped, duplicate entries kept once.
-    pub fn new(floor: Option<Timestamp>, entries: impl IntoIterator<Item = (Timestamp, u128)>) -> Self {
+    pub fn new(
+        floor: Option<Timestamp>,
+        entries: impl IntoIterator<Item = (Timestamp, u128)>,
+    ) -> Self {
         let mut recent: Vec<Seen> = entries
             .into_iter()
             .map(|(at, d)| Seen::new(at, d))
@@ -169,13 +172,30 @@ impl DedupWindow {
     ) {
         let seen = Seen::new(t, digest);
         let at = self.recent.partition_point(|&s| s <= seen);
-        self.recent.insert(at, seen);
         let mut floor = latest.saturating_sub(horizon);
-        if self.recent.len() > max_events {
-            let evicted = self.recent[self.recent.len() - max_events - 1].at;
+        if self.recent.len() >= max_events {
+            // The last entry to go, in the window with `seen` in it: decided before inserting,
+            // so the entries never outgrow `max_events`.
+            let last_out = self.recent.len() - max_events;
+            let evicted = match last_out.cmp(&at) {
+                std::cmp::Ordering::Less => self.recent[last_out].at,
+                std::cmp::Ordering::Equal => seen.at,
+                std::cmp::Ordering::Greater => self.recent[last_out - 1].at,
+            };
             floor = floor.max(evicted);
         }
         self.raise_floor(floor);
+        if self.is_too_late(seen.at) {
+            return;
+        }
+        if self.recent.len() == self.recent.capacity() {
+            // Grow by doubling, but never past `max_events`: a full window holds no slack.
+            let target = (self.recent.len() * 2).max(4).min(max_events);
+            self.recent
+                .reserve_exact(target.saturating_sub(self.recent.len()).max(1));
+        }
+        let at = self.recent.partition_point(|&s| s <= seen);
+        self.recent.insert(at, seen);
     }
 
     /// Raises the floor to `floor` (never lowers it) and drops the entries it covers.

@@ -404,7 +404,10 @@ mod tests {
         rule.cooldown = Some(Duration::from_days(7));
         assert!(validate_rule_windows(std::slice::from_ref(&rule), &config).is_ok());
         rule.cooldown = Some(Duration::from_days(9));
-        assert!(message(validate_rule_windows(std::slice::from_ref(&rule), &config)).contains("cooldown"));
+        assert!(
+            message(validate_rule_windows(std::slice::from_ref(&rule), &config))
+                .contains("cooldown")
+        );
         rule.status = crate::rule::RuleStatus::Draft;
         assert!(
             validate_rule_windows(std::slice::from_ref(&rule), &config).is_ok(),

@@ -58,9 +58,7 @@ const SLACK: u64 = 32;
 /// ln 2 at `Q` bits: the sum of 1/(k 2^k), with 16 guard bits.
 fn ln2() -> BigUint {
     let one = BigUint::from(1u8) << (Q + 16);
-    let sum = (1..=Q + 16).fold(BigUint::ZERO, |sum, k| {
-        sum + (&one >> k) / BigUint::from(k)
-    });
+    let sum = (1..=Q + 16).fold(BigUint::ZERO, |sum, k| sum + (&one >> k) / BigUint::from(k));
     sum >> 16
 }
 
@@ -85,7 +83,7 @@ fn reference_exp2_neg(x: f64) -> Option<f64> {
     let mut term = one.clone();
     let mut exp_y = one.clone();
     for k in 1u32.. {
-        term = (term * &y >> Q) / BigUint::from(k);
+        term = ((term * &y) >> Q) / BigUint::from(k);
         if term == BigUint::ZERO {
             break;
         }
@@ -98,7 +96,11 @@ fn reference_exp2_neg(x: f64) -> Option<f64> {
     let rest = &r - (BigUint::from(significand) << drop);
     let half = BigUint::from(1u8) << (drop - 1);
     let slack = BigUint::from(1u8) << SLACK;
-    let distance = if rest > half { &rest - &half } else { &half - &rest };
+    let distance = if rest > half {
+        &rest - &half
+    } else {
+        &half - &rest
+    };
     if distance < slack {
         return None;
     }
