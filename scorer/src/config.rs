@@ -6,6 +6,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::time::Duration;
 
+/// Default [`ScoringConfig::dedup_horizon`]: 30 days.
+pub const DEFAULT_DEDUP_HORIZON: Duration = Duration::from_days(30);
+/// Default [`ScoringConfig::dedup_window_events`].
+pub const DEFAULT_DEDUP_WINDOW_EVENTS: u32 = 256;
+/// Default [`ScoringConfig::max_rule_window`]: 365 days.
+pub const DEFAULT_MAX_RULE_WINDOW: Duration = Duration::from_days(365);
+
 /// A named score band.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -45,6 +52,15 @@ pub struct ScoringConfig {
     pub alert_thresholds: Vec<f64>,
     /// Whether an event for an unknown subject creates it (else it is rejected).
     pub auto_create_subjects: bool,
+    /// How far behind a subject's latest event an event may still be applied: older ones
+    /// are refused as too late, as duplicates of them can no longer be told.
+    pub dedup_horizon: Duration,
+    /// Most recent events per subject kept for duplicate detection; past it the oldest is
+    /// dropped and events at or before its time are refused as too late.
+    pub dedup_window_events: u32,
+    /// Longest cooldown or cap window a rule may have; rule histories keep only the
+    /// applications a window this long can reach from the first event still accepted.
+    pub max_rule_window: Duration,
     /// When the server stored this version (wall clock); absent in files.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<crate::time::Timestamp>,
@@ -73,6 +89,9 @@ impl Default for ScoringConfig {
             },
             alert_thresholds: vec![500.0],
             auto_create_subjects: true,
+            dedup_horizon: DEFAULT_DEDUP_HORIZON,
+            dedup_window_events: DEFAULT_DEDUP_WINDOW_EVENTS,
+            max_rule_window: DEFAULT_MAX_RULE_WINDOW,
             updated_at: None,
         }
     }
@@ -89,6 +108,11 @@ impl ScoringConfig {
             }
         }
         best.map_or_else(|| Arc::from(""), |t| Arc::clone(&t.name))
+    }
+
+    /// The dedup window's size as a count.
+    pub fn dedup_window_len(&self) -> usize {
+        self.dedup_window_events as usize
     }
 
     /// The decay half-life in nanoseconds, when decay is on.

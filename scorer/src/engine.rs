@@ -9,8 +9,20 @@ use crate::error::Result;
 use crate::eval::SubjectView;
 use crate::event::Event;
 use crate::outcome::{Alert, EventOutcome, Outcomes, ScoreChange};
-use crate::state::{RuleHistory, SubjectState};
-use crate::validate::validate_config;
+use crate::state::{RuleHistory, SubjectState, event_digest};
+use crate::validate::{validate_config, validate_rule_windows};
+
+/// The decay factor over `dt_nanos` of event time with a half-life of `half_life_nanos`:
+/// the correctly rounded double nearest to 2^(-x), x = `dt_nanos as f64 / half_life_nanos as
+/// f64` (SCORING.md, step 3).
+///
+/// CORE-MATH's `exp2` is proven correctly rounded, so the bits are the same on every
+/// platform and anyone can recompute them with arbitrary-precision arithmetic; `powf` and
+/// the platform `exp2` it compiles to are wrong in the last bit for about one input in a
+/// thousand, differently per math library.
+pub fn decay_factor(dt_nanos: i64, half_life_nanos: i64) -> f64 {
+    core_math::exp2(-(dt_nanos as f64 / half_life_nanos as f64))
+}
 
 /// A rule set and a config, ready to score. Cheap to clone (both are shared); build a new
 /// one when either changes — events applied afterwards use it, nothing is rescored.
@@ -24,6 +36,7 @@ impl Engine {
     /// An engine for a compiled rule set and a config; the config is validated here.
     pub fn new(rules: Arc<RuleSet>, config: Arc<ScoringConfig>) -> Result<Self> {
         validate_config(&config)?;
+        validate_rule_windows(rules.rules(), &config)?;
         Ok(Self { rules, config })
     }
 
@@ -60,11 +73,17 @@ impl Engine {
         ctx: &SubjectContext,
         out: &mut Outcomes,
     ) -> EventOutcome {
-        if !state.mark_applied(&event.event_id) {
-            return EventOutcome::Duplicate;
-        }
         let config = &*self.config;
         let t = event.occurred_at;
+        // Step 1, bounded (docs/ARCHITECTURE.md): a duplicate is told by the window; an event
+        // at or before its floor could be a duplicate of a forgotten one, so it is refused.
+        let digest = event_digest(&event.event_id);
+        if state.dedup.contains(digest) {
+            return EventOutcome::Duplicate;
+        }
+        if state.dedup.is_too_late(t) {
+            return EventOutcome::TooLate;
+        }
         let before_score = state.score;
         let before_tier = Arc::clone(&state.tier);
 
@@ -72,8 +91,8 @@ impl Engine {
         let dt = t.nanos().saturating_sub(state.last_time.nanos());
         if dt > 0 {
             if let Some(half_life) = config.half_life_nanos() {
-                state.score = config.baseline
-                    + (state.score - config.baseline) * 0.5f64.powf(dt as f64 / half_life as f64);
+                state.score =
+                    config.baseline + (state.score - config.baseline) * decay_factor(dt, half_life);
             }
             state.last_time = t;
         }
@@ -133,6 +152,19 @@ impl Engine {
             score = new_score;
             changes += 1;
             state.record_application(&rule.id, t);
+        }
+
+        // Bound the state: the window forgets what the floor covers, and rule histories what
+        // no rule window can reach from above the floor.
+        state.dedup.record(
+            t,
+            digest,
+            state.last_time,
+            config.dedup_horizon,
+            config.dedup_window_len(),
+        );
+        if let Some(floor) = state.dedup.floor() {
+            state.prune_rule_histories(floor.saturating_sub(config.max_rule_window));
         }
 
         // Step 5: snapshot and alerts.

@@ -10,7 +10,7 @@ use crate::config::ScoringConfig;
 use crate::engine::Engine;
 use crate::error::{Result, ScorerError};
 use crate::rule::Rule;
-use crate::validate::{validate_config, validate_rules};
+use crate::validate::{validate_config, validate_rule_windows, validate_rules};
 
 /// The example rule set shipped with Credence (`scorer/rules/example.yaml`): the default
 /// everywhere a rule set is needed and none is given.
@@ -99,10 +99,11 @@ impl RuleFile {
         Self::from_yaml_str(EXAMPLE_RULES_YAML, "scorer/rules/example.yaml")
     }
 
-    /// Validates the config and every rule.
+    /// Validates the config and every rule, and the active rules' windows against the config.
     pub fn validate(&self) -> Result<()> {
         validate_config(&self.config)?;
-        validate_rules(&self.rules)
+        validate_rules(&self.rules)?;
+        validate_rule_windows(&self.rules, &self.config)
     }
 
     /// An engine for this file's rules (as rule-set `version`) and config.

@@ -39,9 +39,12 @@ mod validate;
 mod value;
 
 pub use compile::RuleSet;
-pub use config::{Decay, ScoringConfig, Tier};
+pub use config::{
+    DEFAULT_DEDUP_HORIZON, DEFAULT_DEDUP_WINDOW_EVENTS, DEFAULT_MAX_RULE_WINDOW, Decay,
+    ScoringConfig, Tier,
+};
 pub use context::{ListEntry, ListKind, Profile, SubjectContext};
-pub use engine::Engine;
+pub use engine::{Engine, decay_factor};
 pub use error::{Result, ScorerError};
 pub use event::{Event, Location};
 pub use files::{EXAMPLE_RULES_YAML, RuleFile};
@@ -49,7 +52,7 @@ pub use outcome::{Alert, EventOutcome, Outcomes, ScoreChange};
 pub use path::{EventField, FieldPath, SubjectField};
 pub use rule::{Cap, Condition, Multiplier, Operator, Rule, RuleStatus};
 pub use scorer::Scorer;
-pub use state::{RuleHistory, SubjectState, event_digest};
+pub use state::{DedupWindow, RuleHistory, SubjectState, event_digest};
 pub use time::{Duration, Timestamp};
-pub use validate::{validate_config, validate_rule, validate_rules};
+pub use validate::{validate_config, validate_rule, validate_rule_windows, validate_rules};
 pub use value::{Payload, Value};

@@ -69,6 +69,10 @@ pub enum EventOutcome {
     },
     /// Its event id was applied to the subject before; nothing changed.
     Duplicate,
+    /// It is at or before the subject's dedup floor (its latest event time minus the
+    /// config's `dedup_horizon`, or the time of an event dropped from a full window), where
+    /// a duplicate can no longer be told; nothing changed.
+    TooLate,
     /// The subject is unknown and the config does not create subjects; nothing changed.
     UnknownSubject,
 }

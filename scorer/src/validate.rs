@@ -5,10 +5,17 @@ use rustc_hash::FxHashSet;
 use crate::config::ScoringConfig;
 use crate::error::{Result, ScorerError};
 use crate::path::FieldPath;
-use crate::rule::{Condition, Operator, Rule};
+use crate::rule::{Condition, Operator, Rule, RuleStatus};
+use crate::time::Duration;
 use crate::value::Value;
 
 const MAX_ID_LEN: usize = 64;
+/// Upper bound of the dedup horizon and of `max_rule_window`: ten years of event time keeps
+/// subtractions from event times far from the ends of the representable range, and the
+/// states they bound small.
+const MAX_CONFIG_SPAN: Duration = Duration::from_days(3650);
+/// Upper bound of `dedup_window_events`: 65,536 entries are 1.5 MiB per subject.
+const MAX_DEDUP_WINDOW_EVENTS: u32 = 65_536;
 
 /// Checks one rule: id, event type, points, conditions, multipliers, cap, validity.
 pub fn validate_rule(rule: &Rule) -> Result<()> {
@@ -197,6 +204,51 @@ pub fn validate_config(config: &ScoringConfig) -> Result<()> {
             );
         }
     }
+    for (field, span) in [
+        ("dedup_horizon", config.dedup_horizon),
+        ("max_rule_window", config.max_rule_window),
+    ] {
+        if span.is_zero() || span > MAX_CONFIG_SPAN {
+            return err(
+                field,
+                format!("must be longer than zero and at most {MAX_CONFIG_SPAN}, got {span}"),
+            );
+        }
+    }
+    if !(1..=MAX_DEDUP_WINDOW_EVENTS).contains(&config.dedup_window_events) {
+        return err(
+            "dedup_window_events",
+            format!(
+                "must be 1 to {MAX_DEDUP_WINDOW_EVENTS}, got {}",
+                config.dedup_window_events
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// Checks that no active rule looks back further than the config's `max_rule_window`:
+/// rule histories keep only what a window that long can reach, so a longer cooldown or cap
+/// window would count too few applications.
+pub fn validate_rule_windows(rules: &[Rule], config: &ScoringConfig) -> Result<()> {
+    let max = config.max_rule_window;
+    for rule in rules.iter().filter(|r| r.status == RuleStatus::Active) {
+        for (field, window) in [
+            ("cooldown", rule.cooldown),
+            ("cap.window", rule.cap.map(|c| c.window)),
+        ] {
+            if let Some(window) = window.filter(|&w| w > max) {
+                return Err(ScorerError::rule(
+                    &rule.id,
+                    field,
+                    format!(
+                        "{window} is longer than the config's max_rule_window {max}; shorten \
+                         it or raise max_rule_window"
+                    ),
+                ));
+            }
+        }
+    }
     Ok(())
 }
 
@@ -301,5 +353,65 @@ mod tests {
             ..ScoringConfig::default()
         };
         assert!(message(validate_config(&config)).contains("alert_thresholds[0]"));
+    }
+
+    #[test]
+    fn dedup_and_rule_window_bounds_are_checked() {
+        for (config, field) in [
+            (
+                ScoringConfig {
+                    dedup_horizon: Duration::ZERO,
+                    ..ScoringConfig::default()
+                },
+                "dedup_horizon",
+            ),
+            (
+                ScoringConfig {
+                    max_rule_window: Duration::from_days(3651),
+                    ..ScoringConfig::default()
+                },
+                "max_rule_window",
+            ),
+            (
+                ScoringConfig {
+                    dedup_window_events: 0,
+                    ..ScoringConfig::default()
+                },
+                "dedup_window_events",
+            ),
+        ] {
+            assert!(
+                message(validate_config(&config)).starts_with(&format!("config: {field}:")),
+                "{field}"
+            );
+        }
+        let config = ScoringConfig {
+            max_rule_window: Duration::from_days(7),
+            ..ScoringConfig::default()
+        };
+        let mut rule = Rule::new("weekly", "t", 1.0);
+        rule.status = crate::rule::RuleStatus::Active;
+        rule.cap = Some(Cap {
+            max: 1,
+            window: Duration::from_days(8),
+        });
+        assert_eq!(
+            message(validate_rule_windows(std::slice::from_ref(&rule), &config)),
+            "rule \"weekly\": cap.window: 8d is longer than the config's max_rule_window 7d; \
+             shorten it or raise max_rule_window"
+        );
+        rule.cap = None;
+        rule.cooldown = Some(Duration::from_days(7));
+        assert!(validate_rule_windows(std::slice::from_ref(&rule), &config).is_ok());
+        rule.cooldown = Some(Duration::from_days(9));
+        assert!(
+            message(validate_rule_windows(std::slice::from_ref(&rule), &config))
+                .contains("cooldown")
+        );
+        rule.status = crate::rule::RuleStatus::Draft;
+        assert!(
+            validate_rule_windows(std::slice::from_ref(&rule), &config).is_ok(),
+            "a draft does not score"
+        );
     }
 }

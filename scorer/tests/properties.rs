@@ -1,6 +1,7 @@
 //! Invariants of the engine over random event streams on the example rule set: replay is
 //! deterministic, stopping and restoring state (through JSON) changes nothing, scores stay
-//! within bounds, and duplicates never change anything.
+//! within bounds, and duplicates never change anything; the bounded state (dedup window,
+//! pruned rule histories) restores exactly and prunes only what no rule can see.
 
 #![allow(
     clippy::unwrap_used,
@@ -8,8 +9,8 @@
 )]
 
 use credence_scorer::{
-    Event, EventOutcome, ListEntry, ListKind, Outcomes, Profile, RuleFile, Scorer, SubjectContext,
-    SubjectState, Timestamp, Value,
+    Duration, Event, EventOutcome, ListEntry, ListKind, Outcomes, Profile, RuleFile, Scorer,
+    SubjectContext, SubjectState, Timestamp, Value,
 };
 use proptest::prelude::*;
 
@@ -82,7 +83,20 @@ fn build(raw: &[(u8, usize, usize, i64, f64)]) -> Vec<Event> {
 }
 
 fn fresh_scorer() -> Scorer {
-    let mut scorer = Scorer::new(RuleFile::example().unwrap().engine(1).unwrap());
+    scorer_with(&RuleFile::example().unwrap())
+}
+
+/// The example rules with a tight dedup window, so streams of a few dozen events fill it
+/// and pass its horizon.
+fn tight_scorer(horizon_days: i64, window_events: u32) -> Scorer {
+    let mut file = RuleFile::example().unwrap();
+    file.config.dedup_horizon = Duration::from_days(horizon_days);
+    file.config.dedup_window_events = window_events;
+    scorer_with(&file)
+}
+
+fn scorer_with(file: &RuleFile) -> Scorer {
+    let mut scorer = Scorer::new(file.engine(1).unwrap());
     scorer.set_context(
         "S0",
         SubjectContext {
@@ -152,9 +166,12 @@ proptest! {
     fn stopping_and_restoring_state_through_json_changes_nothing(
         raw in prop::collection::vec(event_strategy(), 1..80),
         split in any::<prop::sample::Index>(),
+        horizon_days in 1i64..60,
+        window_events in 1u32..24,
     ) {
         let events = build(&raw);
         let at = split.index(events.len() + 1);
+        let fresh_scorer = || tight_scorer(horizon_days, window_events);
         let mut straight = fresh_scorer();
         let (straight_outcomes, straight_out) = run(&mut straight, &events);
 
@@ -201,28 +218,53 @@ proptest! {
         raw in prop::collection::vec(event_strategy(), 1..60),
         pick in any::<prop::sample::Index>(),
         place in any::<prop::sample::Index>(),
-        other_time in 0i64..150 * 86_400,
+        horizon_days in 1i64..60,
+        window_events in 1u32..24,
     ) {
         // Unique ids, so the only duplicate is the one inserted below.
         let raw: Vec<_> = raw.iter().enumerate().map(|(i, r)| (i as u8, r.1, r.2, r.3, r.4)).collect();
         let events = build(&raw);
         let original = pick.index(events.len());
         let position = original + 1 + place.index(events.len() - original);
-        // Same id and subject, different time and type: still a duplicate.
+        // Same id, subject and time (a retry), another type: the window tells it, or it is
+        // at or before the floor and too late; either way it never applies.
         let mut duplicate = events[original].clone();
-        duplicate.occurred_at = Timestamp::from_unix_seconds(JAN_2026 + other_time);
         duplicate.event_type = "financial".into();
         duplicate.event_subtype = "bankruptcy".into();
         let mut with_duplicate = events.clone();
         with_duplicate.insert(position, duplicate);
 
-        let mut plain = fresh_scorer();
+        let mut plain = tight_scorer(horizon_days, window_events);
         let (plain_outcomes, plain_out) = run(&mut plain, &events);
-        let mut duped = fresh_scorer();
+        let mut duped = tight_scorer(horizon_days, window_events);
         let (mut duped_outcomes, duped_out) = run(&mut duped, &with_duplicate);
-        prop_assert_eq!(duped_outcomes.remove(position), EventOutcome::Duplicate);
+        let outcome = duped_outcomes.remove(position);
+        prop_assert!(matches!(outcome, EventOutcome::Duplicate | EventOutcome::TooLate), "{:?}", outcome);
         prop_assert_eq!(duped_outcomes, plain_outcomes);
         prop_assert_eq!(duped_out, plain_out);
         prop_assert_eq!(sorted_states(&duped), sorted_states(&plain));
+    }
+
+    #[test]
+    fn the_window_is_bounded_and_every_entry_is_above_the_floor(
+        raw in prop::collection::vec(event_strategy(), 1..120),
+        horizon_days in 1i64..60,
+        window_events in 1u32..24,
+    ) {
+        let events = build(&raw);
+        let mut scorer = tight_scorer(horizon_days, window_events);
+        let mut out = Outcomes::default();
+        for event in &events {
+            let outcome = scorer.apply(event, &mut out);
+            let state = scorer.state(&event.subject_id).unwrap();
+            let window = &state.dedup;
+            prop_assert!(window.len() <= window_events as usize);
+            let floor = window.floor().unwrap();
+            prop_assert!(floor >= state.last_time.saturating_sub(Duration::from_days(horizon_days)));
+            prop_assert!(window.entries().all(|(t, _)| t > floor));
+            if outcome == EventOutcome::TooLate {
+                prop_assert!(event.occurred_at <= floor);
+            }
+        }
     }
 }

@@ -360,13 +360,10 @@ pub fn rule_to_pb(r: &domain::Rule) -> pb::Rule {
 
 /// A scoring config (version 1 when 0). Its content is validated by the engine.
 pub fn config(c: &pb::ScoringConfig) -> Result<domain::ScoringConfig> {
-    let half_life = c
-        .decay
-        .as_ref()
-        .and_then(|d| d.half_life.as_ref())
-        .map(|h| duration("decay.half_life", h))
-        .transpose()?
-        .filter(|d| !d.is_zero());
+    let half_life = optional_span(
+        c.decay.as_ref().and_then(|d| d.half_life.as_ref()),
+        "decay.half_life",
+    )?;
     Ok(domain::ScoringConfig {
         version: c.version.max(1),
         baseline: c.baseline,
@@ -383,9 +380,28 @@ pub fn config(c: &pb::ScoringConfig) -> Result<domain::ScoringConfig> {
         decay: domain::Decay { half_life },
         alert_thresholds: c.alert_thresholds.clone(),
         auto_create_subjects: c.auto_create_subjects,
+        // Absent or zero: the default (clients written before these fields send neither).
+        dedup_horizon: optional_span(c.dedup_horizon.as_ref(), "dedup_horizon")?
+            .unwrap_or(domain::DEFAULT_DEDUP_HORIZON),
+        dedup_window_events: match c.dedup_window_events {
+            0 => domain::DEFAULT_DEDUP_WINDOW_EVENTS,
+            n => n,
+        },
+        max_rule_window: optional_span(c.max_rule_window.as_ref(), "max_rule_window")?
+            .unwrap_or(domain::DEFAULT_MAX_RULE_WINDOW),
         // The server's to set, never the client's.
         updated_at: None,
     })
+}
+
+/// A duration field that may be absent; zero counts as absent.
+fn optional_span(
+    d: Option<&prost_types::Duration>,
+    field: &str,
+) -> Result<Option<domain::Duration>> {
+    Ok(d.map(|d| duration(field, d))
+        .transpose()?
+        .filter(|d| !d.is_zero()))
 }
 
 /// A domain config as the contract's config.
@@ -409,6 +425,9 @@ pub fn config_to_pb(c: &domain::ScoringConfig) -> pb::ScoringConfig {
         alert_thresholds: c.alert_thresholds.clone(),
         auto_create_subjects: c.auto_create_subjects,
         updated_at: c.updated_at.map(timestamp_to_pb),
+        dedup_horizon: Some(duration_to_pb(c.dedup_horizon)),
+        dedup_window_events: c.dedup_window_events,
+        max_rule_window: Some(duration_to_pb(c.max_rule_window)),
     }
 }
 
@@ -505,9 +524,8 @@ pub fn snapshot_to_pb(
 }
 
 /// The engine state as the contract's `SubjectState`.
+#[allow(deprecated, reason = "writes the deprecated digests field empty")]
 pub fn state_to_pb(state: &domain::SubjectState) -> pb::SubjectState {
-    let mut digests: Vec<u128> = state.applied_event_digests.iter().copied().collect();
-    digests.sort_unstable();
     pb::SubjectState {
         subject_id: state.subject_id.clone(),
         score: state.score,
@@ -516,7 +534,16 @@ pub fn state_to_pb(state: &domain::SubjectState) -> pb::SubjectState {
         last_event_id: state.last_event_id.clone(),
         applied_events: state.applied_events,
         config_version: state.config_version,
-        applied_event_digests: digests.iter().map(|d| d.to_be_bytes().to_vec()).collect(),
+        applied_event_digests: Vec::new(),
+        dedup_floor: state.dedup.floor().map(timestamp_to_pb),
+        recent_events: state
+            .dedup
+            .entries()
+            .map(|(t, d)| pb::AppliedEvent {
+                occurred_at: Some(timestamp_to_pb(t)),
+                digest: d.to_be_bytes().to_vec(),
+            })
+            .collect(),
         rules: state
             .rules
             .iter()
@@ -534,6 +561,7 @@ pub fn state_to_pb(state: &domain::SubjectState) -> pb::SubjectState {
 }
 
 /// A contract `SubjectState` as engine state (to simulate from a given state).
+#[allow(deprecated, reason = "still reads the deprecated digests field")]
 pub fn state(s: &pb::SubjectState) -> Result<domain::SubjectState> {
     if s.subject_id.is_empty() {
         return Err(ConvertError::new("subject_id", "is required"));
@@ -553,17 +581,33 @@ pub fn state(s: &pb::SubjectState) -> Result<domain::SubjectState> {
     state.last_event_id.clone_from(&s.last_event_id);
     state.applied_events = s.applied_events;
     state.config_version = s.config_version;
-    for (i, d) in s.applied_event_digests.iter().enumerate() {
-        let bytes: [u8; 16] = d.as_slice().try_into().map_err(|_| {
-            ConvertError::new(
-                format!("applied_event_digests[{i}]"),
-                format!("is {} bytes; a digest is 16", d.len()),
-            )
-        })?;
-        state
-            .applied_event_digests
-            .insert(u128::from_be_bytes(bytes));
+    let digest = |field: String, d: &[u8]| {
+        <[u8; 16]>::try_from(d)
+            .map(u128::from_be_bytes)
+            .map_err(|_| ConvertError::new(field, format!("is {} bytes; a digest is 16", d.len())))
+    };
+    let mut recent = Vec::with_capacity(s.recent_events.len() + s.applied_event_digests.len());
+    for (i, e) in s.recent_events.iter().enumerate() {
+        let at = format!("recent_events[{i}]");
+        let t = e
+            .occurred_at
+            .as_ref()
+            .ok_or_else(|| ConvertError::new(format!("{at}.occurred_at"), "is required"))?;
+        recent.push((
+            timestamp(&format!("{at}.occurred_at"), t)?,
+            digest(format!("{at}.digest"), &e.digest)?,
+        ));
     }
+    // The deprecated field has no times: taken as applied at the latest event time.
+    for (i, d) in s.applied_event_digests.iter().enumerate() {
+        recent.push((last_time, digest(format!("applied_event_digests[{i}]"), d)?));
+    }
+    let floor = s
+        .dedup_floor
+        .as_ref()
+        .map(|t| timestamp("dedup_floor", t))
+        .transpose()?;
+    state.dedup = domain::DedupWindow::new(floor, recent);
     for (i, h) in s.rules.iter().enumerate() {
         let at = format!("rules[{i}]");
         let applications = h
@@ -595,6 +639,53 @@ mod tests {
             assert_eq!(&rule(&rule_to_pb(r)).unwrap(), r, "rule {}", r.id);
         }
         assert_eq!(config(&config_to_pb(&file.config)).unwrap(), file.config);
+        let old_client = pb::ScoringConfig {
+            dedup_horizon: None,
+            dedup_window_events: 0,
+            max_rule_window: None,
+            ..config_to_pb(&file.config)
+        };
+        assert_eq!(
+            config(&old_client).unwrap(),
+            file.config,
+            "absent dedup fields are the defaults"
+        );
+    }
+
+    #[test]
+    #[allow(deprecated, reason = "the deprecated digests field is still read")]
+    fn a_state_with_its_dedup_window_round_trips_through_the_contract() {
+        let t = domain::Timestamp::from_unix_seconds;
+        let mut s = domain::SubjectState::new("S", 950.0, Arc::from("C"), t(100));
+        for (i, at) in [40, 90, 100].into_iter().enumerate() {
+            s.dedup.record(
+                t(at),
+                domain::event_digest(&format!("e{i}")),
+                t(100),
+                domain::Duration::from_secs(50),
+                2,
+            );
+        }
+        s.rules
+            .push(domain::RuleHistory::new(Arc::from("late"), vec![t(90)]));
+        assert_eq!(s.dedup.floor(), Some(t(50)));
+        assert_eq!(state(&state_to_pb(&s)).unwrap(), s);
+
+        let mut legacy = state_to_pb(&s);
+        legacy.recent_events.clear();
+        legacy.applied_event_digests = vec![domain::event_digest("old").to_be_bytes().to_vec()];
+        let restored = state(&legacy).unwrap();
+        assert!(
+            restored.dedup.contains(domain::event_digest("old")),
+            "a deprecated digest is kept, at the latest event time"
+        );
+        legacy.applied_event_digests = vec![vec![1, 2, 3]];
+        assert!(
+            state(&legacy)
+                .unwrap_err()
+                .to_string()
+                .contains("applied_event_digests[0]")
+        );
     }
 
     #[test]

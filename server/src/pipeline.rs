@@ -250,9 +250,9 @@ async fn score(
                     None => false,
                     Some(state) => {
                         out.clear();
+                        // A duplicate (one another node accepted too) or an event older than
+                        // the subject's dedup window is archived unapplied.
                         let outcome = engine.apply(state, &domain, ctx, &mut out);
-                        // Ingestion refuses duplicates; the set would only grow.
-                        state.applied_event_digests.clear();
                         let applied = matches!(outcome, EventOutcome::Applied { .. });
                         if applied {
                             batch.points.push(ScorePoint {

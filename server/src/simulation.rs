@@ -95,19 +95,27 @@ pub fn simulate(request: &pb::SimulateRequest) -> Result<pb::SimulateResponse, E
                     ),
                     Some(state) => {
                         out.clear();
-                        if engine.apply(state, &event, ctx, &mut out) == EventOutcome::Duplicate {
-                            (
+                        match engine.apply(state, &event, ctx, &mut out) {
+                            EventOutcome::Duplicate => (
                                 pb::EventOutcome::Duplicate,
                                 format!("event_id {:?} was applied before", event.event_id),
-                            )
-                        } else {
-                            response
-                                .changes
-                                .extend(out.changes.iter().map(convert::score_change_to_pb));
-                            response
-                                .alerts
-                                .extend(out.alerts.iter().map(convert::alert_to_pb));
-                            (pb::EventOutcome::Accepted, String::new())
+                            ),
+                            EventOutcome::TooLate => (
+                                pb::EventOutcome::TooLate,
+                                format!(
+                                    "occurred_at {} is at or before the subject's dedup floor",
+                                    event.occurred_at
+                                ),
+                            ),
+                            EventOutcome::Applied { .. } | EventOutcome::UnknownSubject => {
+                                response
+                                    .changes
+                                    .extend(out.changes.iter().map(convert::score_change_to_pb));
+                                response
+                                    .alerts
+                                    .extend(out.alerts.iter().map(convert::alert_to_pb));
+                                (pb::EventOutcome::Accepted, String::new())
+                            }
                         }
                     }
                 }

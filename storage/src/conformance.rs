@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use credence_proto::v1 as pb;
 use credence_scorer::{
-    Rule, RuleHistory, RuleStatus, ScoreChange, ScoringConfig, SubjectState, Timestamp, Value,
-    event_digest,
+    DedupWindow, Rule, RuleHistory, RuleStatus, ScoreChange, ScoringConfig, SubjectState,
+    Timestamp, Value, event_digest,
 };
 use prost_types::value::Kind;
 
@@ -60,17 +60,17 @@ fn state(id: &str, score: f64, tier: &str) -> SubjectState {
     s.last_event_id = format!("{id}-e9");
     s.applied_events = 9;
     s.config_version = 3;
-    s.applied_event_digests.insert(event_digest("x"));
+    s.dedup = DedupWindow::new(
+        Some(ts(T0 - HOUR)),
+        [
+            (ts(T0 + 1), event_digest("x")),
+            (ts(T0 + HOUR + 7), event_digest("y")),
+        ],
+    );
     s.rules = vec![
         RuleHistory::new(Arc::from("late"), vec![ts(T0 + 1), ts(T0 + HOUR + 7)]),
         RuleHistory::new(Arc::from("fraud"), vec![ts(T0 - 5)]),
     ];
-    s
-}
-
-/// What a backend returns for a committed state: everything but the digests.
-fn without_digests(mut s: SubjectState) -> SubjectState {
-    s.applied_event_digests.clear();
     s
 }
 
@@ -359,15 +359,9 @@ pub async fn snapshots_commit_and_restore_exactly(stores: Stores) {
 
     let mut p0 = s.load_partition(0).await.expect("load p0");
     p0.sort_by(|x, y| x.subject_id.cmp(&y.subject_id));
-    assert_eq!(
-        p0,
-        vec![without_digests(a.clone()), without_digests(b.clone())]
-    );
+    assert_eq!(p0, vec![a.clone(), b.clone()]);
     assert_eq!(p0[0].score.to_bits(), (0.1_f64 + 0.2).to_bits());
-    assert_eq!(
-        s.load_partition(1).await.expect("load p1"),
-        vec![without_digests(c.clone())]
-    );
+    assert_eq!(s.load_partition(1).await.expect("load p1"), vec![c.clone()]);
 
     let got = s
         .get_snapshots(&["c".into(), "zz".into(), "a".into()])
@@ -375,13 +369,10 @@ pub async fn snapshots_commit_and_restore_exactly(stores: Stores) {
         .expect("get");
     assert_eq!(got.len(), 3);
     let got_c = got[0].clone().expect("c stored");
-    assert_eq!(got_c.state, without_digests(c));
+    assert_eq!(got_c.state, c);
     assert_eq!(got_c.updated_at, at);
     assert!(got[1].is_none());
-    assert_eq!(
-        got[2].clone().expect("a stored").state,
-        without_digests(a.clone())
-    );
+    assert_eq!(got[2].clone().expect("a stored").state, a.clone());
 
     // A later commit replaces the state (once, not twice) and moves the offset.
     let mut a2 = a;
@@ -396,7 +387,7 @@ pub async fn snapshots_commit_and_restore_exactly(stores: Stores) {
     let got = s.get_snapshots(&["a".into()]).await.expect("get a");
     assert_eq!(
         got[0].clone().map(|x| (x.state, x.updated_at)),
-        Some((without_digests(a2), later))
+        Some((a2, later))
     );
     assert_eq!(s.load_partition(0).await.expect("load p0").len(), 2);
     // An empty commit still moves the offset.

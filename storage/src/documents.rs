@@ -41,8 +41,7 @@ pub trait Rules: Send + Sync {
 /// A subject's score state as last committed.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoredSnapshot {
-    /// The engine state. Backends need not keep `applied_event_digests` (duplicates are
-    /// refused at ingestion; see docs/ARCHITECTURE.md), everything else restores to the bit.
+    /// The engine state, its dedup window included: everything restores to the bit.
     pub state: SubjectState,
     /// When it was committed.
     pub updated_at: Timestamp,

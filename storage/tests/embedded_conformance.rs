@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use credence_proto::v1 as pb;
-use credence_scorer::{Rule, RuleHistory, ScoreChange, ScoringConfig, SubjectState, Timestamp};
+use credence_scorer::{
+    DedupWindow, Rule, RuleHistory, ScoreChange, ScoringConfig, SubjectState, Timestamp,
+    event_digest,
+};
 use credence_storage::embedded::{Embedded, EmbeddedOptions};
 use credence_storage::{
     ArchivedEvent, EventFilter, ListFilter, Page, QueryLimits, ScorePoint, Stores, TimeRange,
@@ -63,6 +66,14 @@ async fn a_reopen_keeps_everything_acknowledged() {
         Arc::from("late"),
         vec![ts(t0 - 1), ts(t0)],
     )];
+    // The duplicate window restores exactly, floor included.
+    state.dedup = DedupWindow::new(
+        Some(ts(t0 - 7)),
+        [
+            (ts(t0 - 1), event_digest("e0")),
+            (ts(t0), event_digest("e1")),
+        ],
+    );
     let mut payload = prost_types::Struct::default();
     payload.fields.insert(
         "days_late".into(),

@@ -120,10 +120,12 @@ fn write_report(
     let count = |f: fn(&EventOutcome) -> bool| results.iter().filter(|(_, _, o)| f(o)).count();
     writeln!(
         out,
-        "{} events: {} applied, {} duplicates, {} unknown subjects; {} score changes, {} alerts",
+        "{} events: {} applied, {} duplicates, {} too late, {} unknown subjects; {} score changes, \
+         {} alerts",
         results.len(),
         count(|o| matches!(o, EventOutcome::Applied { .. })),
         count(|o| matches!(o, EventOutcome::Duplicate)),
+        count(|o| matches!(o, EventOutcome::TooLate)),
         count(|o| matches!(o, EventOutcome::UnknownSubject)),
         outcomes.changes.len(),
         outcomes.alerts.len(),

@@ -16,7 +16,9 @@ CREATE TABLE IF NOT EXISTS store.profiles (
 CREATE TABLE IF NOT EXISTS store.snapshots (
     sid BIGINT NOT NULL, subject_id VARCHAR NOT NULL, bus_partition UINTEGER, score DOUBLE,
     tier VARCHAR, last_time BIGINT, last_event_id VARCHAR, applied_events UBIGINT,
-    config_version UINTEGER, rules VARCHAR, updated_at BIGINT);
+    config_version UINTEGER, rules VARCHAR, updated_at BIGINT, dedup VARCHAR);
+-- The duplicate window (JSON), added after the first release: files written before get it.
+ALTER TABLE store.snapshots ADD COLUMN IF NOT EXISTS dedup VARCHAR;
 CREATE TABLE IF NOT EXISTS store.offsets (bus_partition UINTEGER NOT NULL, next_offset UBIGINT);
 CREATE TABLE IF NOT EXISTS store.rules (
     rule_id VARCHAR NOT NULL, version UINTEGER NOT NULL, name VARCHAR, status VARCHAR,

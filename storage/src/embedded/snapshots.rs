@@ -15,9 +15,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use credence_proto::v1 as pb;
-use credence_scorer::{RuleHistory, SubjectState, Timestamp};
+use credence_scorer::{DedupWindow, RuleHistory, SubjectState, Timestamp};
 use duckdb::{Connection, params};
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 
 use crate::documents::{Snapshots, StoredSnapshot, SubjectFilter};
 use crate::embedded::columns as col;
@@ -60,7 +60,7 @@ pub(super) fn load(conn: &Connection) -> Result<(SnapshotMemory, i64)> {
     let mut stmt = conn
         .prepare(
             "SELECT sid, subject_id, bus_partition, score, tier, last_time, last_event_id, \
-             applied_events, config_version, rules, updated_at FROM store.snapshots \
+             applied_events, config_version, rules, updated_at, dedup FROM store.snapshots \
              QUALIFY row_number() OVER (PARTITION BY subject_id ORDER BY sid DESC) = 1",
         )
         .ctx("loading snapshots")?;
@@ -75,6 +75,12 @@ pub(super) fn load(conn: &Connection) -> Result<(SnapshotMemory, i64)> {
             .or_insert_with_key(|t| Arc::from(t.as_str()))
             .clone();
         let rules: String = row.get(9).ctx("reading a snapshot")?;
+        // NULL in rows written before the window was stored: an empty window.
+        let dedup: Option<String> = row.get(11).ctx("reading a snapshot")?;
+        let dedup = match dedup {
+            Some(text) => from_json::<DedupWindow>(&text, "snapshot dedup window")?,
+            None => DedupWindow::default(),
+        };
         let state = SubjectState {
             subject_id: row.get(1).ctx("reading a snapshot")?,
             score: row.get(3).ctx("reading a snapshot")?,
@@ -83,7 +89,7 @@ pub(super) fn load(conn: &Connection) -> Result<(SnapshotMemory, i64)> {
             last_event_id: row.get(6).ctx("reading a snapshot")?,
             applied_events: row.get(7).ctx("reading a snapshot")?,
             config_version: row.get(8).ctx("reading a snapshot")?,
-            applied_event_digests: FxHashSet::default(),
+            dedup,
             rules: from_json::<Vec<RuleHistory>>(&rules, "snapshot rule histories")?,
         };
         out.order.insert(state.subject_id.clone());
@@ -159,6 +165,9 @@ pub(super) fn write_in(
     let rules = k()
         .map(|s| to_json(&s.rules, "rule histories"))
         .collect::<Result<Vec<_>>>()?;
+    let dedup = k()
+        .map(|s| to_json(&s.dedup, "dedup windows"))
+        .collect::<Result<Vec<_>>>()?;
     let columns = vec![
         ("sid", col::i64s(kept.iter().map(|(_, sid)| *sid))),
         ("subject_id", col::text(k().map(|s| s.subject_id.as_str()))),
@@ -174,6 +183,7 @@ pub(super) fn write_in(
         ("config_version", col::u32s(k().map(|s| s.config_version))),
         ("rules", col::text(rules.iter().map(String::as_str))),
         ("updated_at", col::i64s(k().map(|_| at.nanos()))),
+        ("dedup", col::text(dedup.iter().map(String::as_str))),
     ];
     col::append(conn, "store", "snapshots", columns, "appending snapshots")?;
     conn.execute(
@@ -200,12 +210,10 @@ impl Duck {
         at: Timestamp,
     ) {
         let mut memory = self.snapshots.write();
-        for (mut state, sid) in states.drain(..).zip(plan.sids) {
+        for (state, sid) in states.drain(..).zip(plan.sids) {
             if sid.is_none() {
                 continue;
             }
-            // Not stored, so not kept: memory answers exactly what a reopen would.
-            state.applied_event_digests = FxHashSet::default();
             if !memory.by_id.contains_key(&state.subject_id) {
                 memory.order.insert(state.subject_id.clone());
             }
