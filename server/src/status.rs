@@ -2,7 +2,8 @@
 //!
 //! Each variant of each error type maps to the code that tells a client what to do:
 //! INVALID_ARGUMENT (fix the request), NOT_FOUND, FAILED_PRECONDITION (change the state
-//! first), RESOURCE_EXHAUSTED (slow down or ask for less), UNAVAILABLE (retry later).
+//! first), RESOURCE_EXHAUSTED (slow down or ask for less), UNAVAILABLE (retry later),
+//! UNIMPLEMENTED (this deployment cannot do it), ABORTED (lost a race; start over).
 
 use credence_storage::StorageError;
 use tonic::Status;
@@ -17,6 +18,14 @@ pub fn storage(e: StorageError) -> Status {
         StorageError::Conflict(m) => Status::failed_precondition(m),
         StorageError::LimitExceeded(m) => Status::resource_exhausted(m),
         StorageError::Unavailable(m) => Status::unavailable(format!("storage unavailable: {m}")),
+        // UNIMPLEMENTED, not FAILED_PRECONDITION: no change of state the client can make lets
+        // this backend do it; only another deployment (backend) would. Retrying is pointless.
+        StorageError::Unsupported(m) => {
+            Status::unimplemented(format!("not supported by this storage backend: {m}"))
+        }
+        // The write lost to a newer owner of the partition: ABORTED says "start over at a
+        // higher level" (re-read the position), which is what the caller must do.
+        StorageError::Fenced(m) => Status::aborted(format!("commit fenced: {m}")),
         StorageError::Backend(m) => Status::internal(format!("storage failure: {m}")),
     }
 }
@@ -39,4 +48,26 @@ pub fn required(field: &str) -> Status {
 /// Something that does not exist.
 pub fn not_found(what: impl std::fmt::Display) -> Status {
     Status::not_found(what.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_storage_errors_map_to_their_codes() {
+        let code = |e| storage(e).code();
+        assert_eq!(
+            code(StorageError::Unsupported("sql".into())),
+            tonic::Code::Unimplemented
+        );
+        assert_eq!(
+            code(StorageError::Fenced("p1".into())),
+            tonic::Code::Aborted
+        );
+        assert_eq!(
+            code(StorageError::Unavailable("down".into())),
+            tonic::Code::Unavailable
+        );
+    }
 }
