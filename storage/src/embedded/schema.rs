@@ -3,8 +3,10 @@
 //! Times are stored as BIGINT nanoseconds since the epoch (exact round trips, cheap
 //! appends); the views turn them into `TIMESTAMP_NS` and nested JSON text into `JSON`.
 //! No table has a key constraint: DuckDB's index maintenance made keyed upserts about twice
-//! as slow as delete-then-insert from a staging table, and uniqueness is kept by the code
-//! (every keyed write deletes the old row in the same transaction).
+//! as slow as delete-then-insert from a staging table, and uniqueness is kept by the code:
+//! every keyed document write deletes the old row in the same transaction, and the rows
+//! keyed by bus position (events, score points, score changes) are skipped below the
+//! partition's high-water mark (`HighWater` in `duck.rs`).
 
 use crate::embedded::duck::Ctx;
 use crate::error::Result;
