@@ -368,3 +368,49 @@ impl<T> Ctx<T> for std::result::Result<T, duckdb::Error> {
 pub(super) fn json_error(what: &str, e: &serde_json::Error) -> StorageError {
     StorageError::Backend(format!("JSON of {what}: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+    use super::*;
+
+    fn failure(conn: &Connection, sql: &str) -> Failure {
+        let e = conn
+            .prepare(sql)
+            .and_then(|mut s| s.query([]).map(|_| ()))
+            .expect_err(sql);
+        classify(&e)
+    }
+
+    #[test]
+    fn duckdb_errors_are_classified_by_whose_problem_they_are() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("SET memory_limit = '16MB'; SET threads = 1")
+            .unwrap();
+        assert_eq!(failure(&conn, "SELEC 1"), Failure::Statement);
+        assert_eq!(failure(&conn, "SELECT * FROM nowhere"), Failure::Statement);
+        assert_eq!(
+            failure(&conn, "SELECT nope FROM range(1)"),
+            Failure::Statement
+        );
+        assert_eq!(failure(&conn, "SELECT 'x'::INTEGER"), Failure::Statement);
+        assert_eq!(
+            failure(&conn, "SELECT list(range) FROM range(100000000)"),
+            Failure::OutOfMemory
+        );
+        // Our own conversions are never the statement's fault.
+        assert_eq!(
+            classify(&duckdb::Error::QueryReturnedNoRows),
+            Failure::Backend
+        );
+        let oom = duckdb::Error::DuckDBFailure(
+            duckdb::ffi::Error::new(1),
+            Some("Out of Memory Error: failed to allocate".into()),
+        );
+        assert!(matches!(
+            backend("committing", &oom),
+            StorageError::LimitExceeded(_)
+        ));
+    }
+}
