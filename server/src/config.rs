@@ -106,6 +106,10 @@ pub struct PipelineSection {
     pub backpressure_wait: Duration,
     /// Sync the bus before acknowledging events (off only for throwaway data).
     pub sync: bool,
+    /// Subject states the pipeline keeps in memory on this node, shared out evenly among
+    /// its partition workers; the least recently used are dropped past it (and read back
+    /// from the snapshots when their subject has events again).
+    pub state_cache_subjects: usize,
 }
 
 impl Default for PipelineSection {
@@ -116,6 +120,7 @@ impl Default for PipelineSection {
             max_lag_events: 1_000_000,
             backpressure_wait: Duration::from_secs(2),
             sync: true,
+            state_cache_subjects: 1_000_000,
         }
     }
 }

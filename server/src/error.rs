@@ -107,6 +107,12 @@ impl Error {
                 StorageError::Conflict(_) => Code::FailedPrecondition,
                 StorageError::LimitExceeded(_) => Code::ResourceExhausted,
                 StorageError::Unavailable(_) => Code::Unavailable,
+                // UNIMPLEMENTED, not FAILED_PRECONDITION: no change of state the client can
+                // make lets this backend do it; only another deployment would.
+                StorageError::Unsupported(_) => Code::Unimplemented,
+                // The write lost to a newer owner of the partition: ABORTED says "start over
+                // at a higher level" (re-read the position), which is what the caller must do.
+                StorageError::Fenced(_) => Code::Aborted,
                 // The storage crate sorts failures by whose problem they are: a backend
                 // that cannot be reached, is stopping or timed out is `Unavailable` (the
                 // client may retry); `Backend` is what is left, a failure no retry fixes
@@ -139,6 +145,14 @@ mod tests {
         assert_eq!(
             Error::from(StorageError::Invalid("bad token".into())).code(),
             tonic::Code::InvalidArgument
+        );
+        assert_eq!(
+            Error::from(StorageError::Unsupported("sql".into())).code(),
+            tonic::Code::Unimplemented
+        );
+        assert_eq!(
+            Error::from(StorageError::Fenced("p1".into())).code(),
+            tonic::Code::Aborted
         );
     }
 }

@@ -1,21 +1,31 @@
 //! The scoring pipeline: one worker per bus partition, and one committer.
 //!
 //! A worker reads a micro-batch of events from its partition, scores them in bus order with
-//! the live engine against its in-memory subject states, and hands the result to the
+//! the live engine against its cached subject states, and hands the result to the
 //! committer, which writes every ready batch of every partition in one call: the archived
 //! events, the score points and changes, and last the changed snapshots together with the
 //! offset they reflect (one write per changed subject per micro-batch). The embedded backend
-//! does all of it in one transaction; others write role by role in that order. On start (and
-//! after any failure) a worker reloads the committed snapshots, drops archive and series
-//! rows past the committed offset (a crash between role writes leaves some) and scores again
-//! from there: every acknowledged event is reflected exactly once.
+//! does all of it in one transaction; others write role by role in that order.
+//!
+//! On start (and after any failure) a worker claims its partition (a new epoch, and the
+//! committed offset to start from), empties its state cache and scores again from there.
+//! Rows a crash left past the committed offset are not deleted: archive and series rows are
+//! keyed by bus position, so scoring them again writes nothing twice. Every commit carries
+//! the epoch and the offset it starts at; a worker whose commit is fenced (another claimed
+//! the partition) stops. States are read on demand: the subjects of a micro-batch that are
+//! not in the worker's bounded cache come from one `get_snapshots` call.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use credence_proto::v1 as pb;
+use std::collections::BTreeMap;
+
 use credence_scorer::{EventOutcome, Outcomes, SubjectContext, SubjectState, Timestamp};
-use credence_storage::{ArchivedEvent, DeadLetter, PartitionCommit, ScorePoint, Stores};
+use credence_storage::{
+    ArchivedEvent, ChangedState, Claim, DeadLetter, PartitionCommit, ScorePoint, StorageError,
+    Stores,
+};
 use futures::FutureExt as _;
 use prost::Message as _;
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -72,6 +82,13 @@ pub fn spawn(
                         Ok(()) => return,
                         // A worker failing over and over must still stop on shutdown.
                         Err(_) if *shutdown.borrow() => return,
+                        // Another worker owns the partition now: retrying would only fence
+                        // it in turn.
+                        Err(e) if e.downcast_ref::<Fenced>().is_some() => {
+                            tracing::warn!(partition = p, error = %format!("{e:#}"),
+                                "pipeline worker lost its partition; stopping");
+                            return;
+                        }
                         Err(e) => {
                             let error = format!("{e:#}");
                             tracing::error!(partition = p, %error,
@@ -104,25 +121,16 @@ async fn run_partition(
     progressed: &mut bool,
 ) -> anyhow::Result<()> {
     let stores = &shared.stores;
-    let mut next = stores.snapshots.committed_offset(p).await?;
-    let dropped_events = stores.archive.truncate_events(p, next).await?;
-    let dropped_points = stores.series.truncate_scores(p, next).await?;
-    if dropped_events + dropped_points > 0 {
-        tracing::info!(
-            partition = p,
-            offset = next,
-            dropped_events,
-            dropped_points,
-            "dropped rows written after the last snapshot commit; scoring them again"
-        );
-    }
-    let mut states: FxHashMap<String, SubjectState> = stores
-        .snapshots
-        .load_partition(p)
-        .await?
-        .into_iter()
-        .map(|s| (s.subject_id.clone(), s))
-        .collect();
+    let claim = stores.snapshots.claim(p).await?;
+    let mut next = claim.next_offset;
+    tracing::info!(
+        partition = p,
+        epoch = claim.epoch,
+        offset = next,
+        "claimed partition"
+    );
+    let partitions = stores.bus.partitions().max(1) as usize;
+    let mut states = StateCache::new((shared.config.state_cache_subjects / partitions).max(1));
     shared.progress.set(p, next);
     let mut end = stores.bus.end(p);
     let lag = Metrics::global()
@@ -160,13 +168,19 @@ async fn run_partition(
                 to = last
             ))
             .await?;
-        commit(queue, p, last + 1, batch, &states)
+        let fence = Claim {
+            epoch: claim.epoch,
+            next_offset: next,
+        };
+        commit(queue, p, fence, last + 1, batch, &states)
             .instrument(tracing::debug_span!(
                 "commit",
                 partition = p,
                 next_offset = last + 1
             ))
             .await?;
+        // Only committed states are dropped: what is evicted is in the snapshots.
+        states.shrink();
         next = last + 1;
         shared.progress.set(p, next);
         if !*progressed {
@@ -183,16 +197,113 @@ struct Batch {
     points: Vec<ScorePoint>,
     changes: Vec<(u64, credence_scorer::ScoreChange)>,
     alerts: Vec<credence_scorer::Alert>,
-    changed: FxHashSet<String>,
+    /// The changed subjects, each with the profile region its snapshot is listed under.
+    changed: FxHashMap<String, String>,
     received: Vec<Timestamp>,
     dead_letters: Vec<DeadLetter>,
 }
 
-/// Scores a micro-batch against the in-memory states.
+/// A worker's subject states: at most `capacity` between micro-batches, the least recently
+/// used dropped first.
+struct StateCache {
+    capacity: usize,
+    /// The states, each with the tick of its last use.
+    states: FxHashMap<String, (SubjectState, u64)>,
+    /// Subjects by the tick of their last use.
+    by_use: BTreeMap<u64, String>,
+    tick: u64,
+}
+
+impl StateCache {
+    fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            states: FxHashMap::default(),
+            by_use: BTreeMap::new(),
+            tick: 0,
+        }
+    }
+
+    /// Marks a subject used now; whether its state is here.
+    fn touch(&mut self, id: &str) -> bool {
+        let Some((_, used)) = self.states.get_mut(id) else {
+            return false;
+        };
+        self.tick += 1;
+        if let Some(owner) = self.by_use.remove(used) {
+            self.by_use.insert(self.tick, owner);
+        }
+        *used = self.tick;
+        true
+    }
+
+    fn insert(&mut self, state: SubjectState) {
+        self.tick += 1;
+        let id = state.subject_id.clone();
+        if let Some((_, used)) = self.states.insert(id.clone(), (state, self.tick)) {
+            self.by_use.remove(&used);
+        }
+        self.by_use.insert(self.tick, id);
+    }
+
+    fn get(&self, id: &str) -> Option<&SubjectState> {
+        self.states.get(id).map(|(s, _)| s)
+    }
+
+    fn get_mut(&mut self, id: &str) -> Option<&mut SubjectState> {
+        self.states.get_mut(id).map(|(s, _)| s)
+    }
+
+    /// Drops the least recently used states past the capacity.
+    fn shrink(&mut self) {
+        while self.states.len() > self.capacity {
+            let Some((_, id)) = self.by_use.pop_first() else {
+                break;
+            };
+            self.states.remove(&id);
+        }
+    }
+}
+
+/// A commit refused because another worker claimed the partition: the worker stops.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Fenced(String);
+
+/// Reads into the cache the states of the batch's subjects that it lacks, in one call.
+async fn load_missing(
+    shared: &Shared,
+    states: &mut StateCache,
+    events: &[(u64, pb::Event)],
+) -> anyhow::Result<()> {
+    let mut missing: Vec<String> = Vec::new();
+    let mut seen = FxHashSet::default();
+    for (_, e) in events {
+        if seen.insert(e.subject_id.as_str()) && !states.touch(&e.subject_id) {
+            missing.push(e.subject_id.clone());
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    for snapshot in shared
+        .stores
+        .snapshots
+        .get_snapshots(&missing)
+        .await?
+        .into_iter()
+        .flatten()
+    {
+        states.insert(snapshot.state);
+    }
+    Ok(())
+}
+
+/// Scores a micro-batch against the cached states.
 async fn score(
     shared: &Shared,
     p: u32,
-    states: &mut FxHashMap<String, SubjectState>,
+    states: &mut StateCache,
     records: Vec<(u64, Vec<u8>)>,
 ) -> anyhow::Result<Batch> {
     let live = shared.catalog.live();
@@ -217,6 +328,7 @@ async fn score(
             }
         }
     }
+    load_missing(shared, states, &events).await?;
     // Only when some rule reads it: the association costs a graph walk per subject.
     let baseline = live.uses_association.then(|| engine.config().baseline);
     let contexts = contexts(shared, &events, baseline).await?;
@@ -240,12 +352,19 @@ async fn score(
             }
             Ok(domain) => {
                 let ctx = contexts.get(domain.subject_id.as_str()).unwrap_or(&empty);
-                let state = match states.get_mut(&domain.subject_id) {
-                    Some(state) => Some(state),
-                    None => engine
-                        .new_subject(&domain.subject_id, domain.occurred_at)
-                        .map(|s| states.entry(domain.subject_id.clone()).or_insert(s)),
-                };
+                let unknown = states.get(&domain.subject_id).is_none();
+                if let Some(new) = unknown
+                    .then(|| engine.new_subject(&domain.subject_id, domain.occurred_at))
+                    .flatten()
+                {
+                    states.insert(new);
+                }
+                let region = ctx
+                    .profile
+                    .as_ref()
+                    .and_then(|pr| pr.region.clone())
+                    .unwrap_or_default();
+                let state = states.get_mut(&domain.subject_id);
                 match state {
                     None => false,
                     Some(state) => {
@@ -259,11 +378,7 @@ async fn score(
                                 subject_id: domain.subject_id.clone(),
                                 event_id: domain.event_id.clone(),
                                 event_type: domain.event_type.clone(),
-                                region: ctx
-                                    .profile
-                                    .as_ref()
-                                    .and_then(|pr| pr.region.clone())
-                                    .unwrap_or_default(),
+                                region: region.clone(),
                                 at: domain.occurred_at,
                                 score: state.score,
                                 tier: state.tier.to_string(),
@@ -277,7 +392,7 @@ async fn score(
                                 partition: p,
                                 offset,
                             });
-                            batch.changed.insert(domain.subject_id.clone());
+                            batch.changed.insert(domain.subject_id.clone(), region);
                             batch
                                 .changes
                                 .extend(out.changes.drain(..).map(|c| (offset, c)));
@@ -340,7 +455,29 @@ struct CommitRequest {
     commit: PartitionCommit,
     alerts: Vec<credence_scorer::Alert>,
     received: Vec<Timestamp>,
-    done: oneshot::Sender<Result<(), String>>,
+    done: oneshot::Sender<Result<(), CommitFailure>>,
+}
+
+/// Why a commit failed, as the worker needs to know it.
+#[derive(Clone, Debug)]
+enum CommitFailure {
+    /// The partition has a newer owner.
+    Fenced(String),
+    /// Anything else: the worker starts over from the committed offset. `panicked` says the
+    /// committer itself broke (a defect), not the store.
+    Failed { message: String, panicked: bool },
+}
+
+impl From<StorageError> for CommitFailure {
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::Fenced(m) => Self::Fenced(m),
+            other => Self::Failed {
+                message: other.to_string(),
+                panicked: false,
+            },
+        }
+    }
 }
 
 /// Sends a worker's batches to the committer.
@@ -403,8 +540,8 @@ pub fn spawn_committer(shared: &Arc<Shared>) -> CommitQueue {
     CommitQueue(tx)
 }
 
-/// Why a commit call failed.
-struct CommitFailure {
+/// Why the committer (not a fenced worker) failed a round, for health.
+struct CommitterFault {
     message: String,
     panicked: bool,
 }
@@ -412,7 +549,7 @@ struct CommitFailure {
 async fn commit_together(
     shared: &Shared,
     requests: Vec<CommitRequest>,
-) -> Result<(), CommitFailure> {
+) -> Result<(), CommitterFault> {
     let metrics = Metrics::global();
     let started = std::time::Instant::now();
     let mut batches = Vec::with_capacity(requests.len());
@@ -423,22 +560,18 @@ async fn commit_together(
     }
     let events: usize = batches.iter().map(|b| b.events.len()).sum();
     let dead_letters: usize = batches.iter().map(|b| b.dead_letters.len()).sum();
-    let commit = shared.stores.committer.commit(batches, Timestamp::now());
-    let (result, panicked) = match std::panic::AssertUnwindSafe(commit).catch_unwind().await {
-        Ok(result) => (result.map_err(|e| format!("{e}")), false),
-        Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            (Err(format!("the committer panicked: {what}")), true)
-        }
-    };
-    if let Err(e) = &result {
-        tracing::error!(error = %e, batches = rest.len(), "commit failed");
+    let results = commit_batches(shared, batches).await;
+    let failure = results.iter().find_map(|r| match r {
+        Err(CommitFailure::Failed { message, panicked }) => Some(CommitterFault {
+            message: message.clone(),
+            panicked: *panicked,
+        }),
+        _ => None,
+    });
+    if let Some(fault) = &failure {
+        tracing::error!(error = %fault.message, batches = rest.len(), "commit failed");
     }
-    if result.is_ok() {
+    if results.iter().all(Result::is_ok) {
         metrics.dead_letters.inc_by(dead_letters as u64);
         let took = started.elapsed();
         tracing::debug!(
@@ -465,30 +598,83 @@ async fn commit_together(
             }
         }
     }
-    for (_, _, done) in rest {
+    for ((_, _, done), result) in rest.into_iter().zip(results) {
         // A worker that went away restarts from the committed offset anyway.
-        let _ = done.send(result.clone());
+        let _ = done.send(result);
     }
-    result.map_err(|message| CommitFailure { message, panicked })
+    failure.map_or(Ok(()), Err)
+}
+
+/// Commits the batches in one call, and answers per batch. A fenced call writes nothing;
+/// as one partition's new owner must not stop the others, its batches are then committed
+/// one by one, so each worker hears its own answer.
+async fn commit_batches(
+    shared: &Shared,
+    batches: Vec<PartitionCommit>,
+) -> Vec<Result<(), CommitFailure>> {
+    let n = batches.len();
+    let retry = (n > 1).then(|| batches.clone());
+    match commit_guarded(shared, batches).await {
+        Ok(()) => vec![Ok(()); n],
+        Err(CommitFailure::Fenced(_)) if retry.is_some() => {
+            let mut results = Vec::with_capacity(n);
+            for b in retry.into_iter().flatten() {
+                results.push(commit_guarded(shared, vec![b]).await);
+            }
+            results
+        }
+        Err(e) => vec![Err(e); n],
+    }
+}
+
+/// One committer call, with a panic caught and reported as a failure of the committer: the
+/// workers start over from the committed offsets instead of waiting forever.
+async fn commit_guarded(
+    shared: &Shared,
+    batches: Vec<PartitionCommit>,
+) -> Result<(), CommitFailure> {
+    let commit = shared.stores.committer.commit(batches, Timestamp::now());
+    match std::panic::AssertUnwindSafe(commit).catch_unwind().await {
+        Ok(result) => result.map_err(CommitFailure::from),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(CommitFailure::Failed {
+                message: format!("the committer panicked: {what}"),
+                panicked: true,
+            })
+        }
+    }
 }
 
 /// Hands a scored batch to the committer and waits until it is durable.
 async fn commit(
     queue: &CommitQueue,
     p: u32,
+    fence: Claim,
     next_offset: u64,
     batch: Batch,
-    states: &FxHashMap<String, SubjectState>,
+    states: &StateCache,
 ) -> anyhow::Result<()> {
-    let changed: Vec<SubjectState> = batch
+    let changed: Vec<ChangedState> = batch
         .changed
-        .iter()
-        .filter_map(|id| states.get(id).cloned())
+        .into_iter()
+        .filter_map(|(id, region)| {
+            states.get(&id).map(|state| ChangedState {
+                state: state.clone(),
+                region,
+            })
+        })
         .collect();
     let (done, answer) = oneshot::channel();
     let request = CommitRequest {
         commit: PartitionCommit {
             partition: p,
+            epoch: fence.epoch,
+            first_offset: fence.next_offset,
             next_offset,
             events: batch.archived,
             points: batch.points,
@@ -505,10 +691,16 @@ async fn commit(
         .send(request)
         .await
         .map_err(|_| anyhow::anyhow!("the committer has stopped"))?;
-    answer
+    match answer
         .await
         .map_err(|_| anyhow::anyhow!("the committer has stopped"))?
-        .map_err(|e| anyhow::anyhow!("committing partition {p}: {e}"))
+    {
+        Ok(()) => Ok(()),
+        Err(CommitFailure::Fenced(m)) => Err(Fenced(m).into()),
+        Err(CommitFailure::Failed { message, .. }) => {
+            Err(anyhow::anyhow!("committing partition {p}: {message}"))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -758,5 +950,33 @@ mod tests {
             .await,
             1
         );
+    }
+
+    fn state(id: &str) -> SubjectState {
+        SubjectState::new(
+            id,
+            1000.0,
+            std::sync::Arc::from("C"),
+            Timestamp::from_nanos(0),
+        )
+    }
+
+    #[test]
+    fn the_state_cache_drops_the_least_recently_used_past_its_capacity() {
+        let mut cache = StateCache::new(2);
+        cache.insert(state("a"));
+        cache.insert(state("b"));
+        cache.insert(state("c"));
+        // Over capacity within a batch is fine; the drop comes after the commit.
+        assert!(cache.get("a").is_some());
+        assert!(cache.touch("a"), "a is used again, so b is the oldest");
+        cache.shrink();
+        assert!(cache.get("b").is_none());
+        assert!(cache.get("a").is_some() && cache.get("c").is_some());
+        assert!(!cache.touch("b"));
+        cache.insert(state("d"));
+        cache.shrink();
+        assert!(cache.get("c").is_none(), "c was used before a and d");
+        assert_eq!(cache.states.len(), cache.by_use.len());
     }
 }

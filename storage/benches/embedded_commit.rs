@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use credence_proto::v1 as pb;
 use credence_scorer::{RuleHistory, ScoreChange, SubjectState, Timestamp, Value};
 use credence_storage::embedded::{Embedded, EmbeddedOptions};
-use credence_storage::{ArchivedEvent, ScorePoint, Stores};
+use credence_storage::{ArchivedEvent, ChangedState, ScorePoint, Stores};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use prost_types::value::Kind;
 
@@ -29,8 +29,15 @@ struct Batch {
     events: Vec<ArchivedEvent>,
     points: Vec<ScorePoint>,
     changes: Vec<(u64, ScoreChange)>,
-    states: Vec<SubjectState>,
+    states: Vec<ChangedState>,
     next_offset: u64,
+}
+
+fn changed(state: SubjectState) -> ChangedState {
+    ChangedState {
+        state,
+        region: "north".into(),
+    }
 }
 
 fn subject(i: u64) -> String {
@@ -128,7 +135,7 @@ fn batch(round: u64) -> Batch {
         ));
     }
     let states = (0..STATES)
-        .map(|k| state(((first + k) * 7_919) % SUBJECTS, 990.5 + k as f64))
+        .map(|k| changed(state(((first + k) * 7_919) % SUBJECTS, 990.5 + k as f64)))
         .collect();
     Batch {
         events,
@@ -149,9 +156,16 @@ async fn commit(stores: &Stores, b: Batch) -> [Duration; 3] {
         .await
         .unwrap();
     let scored = Instant::now();
+    let expected = stores.snapshots.position(0).await.unwrap();
     stores
         .snapshots
-        .commit(0, b.next_offset, b.states, Timestamp::from_nanos(T0))
+        .commit(
+            0,
+            expected,
+            b.next_offset,
+            b.states,
+            Timestamp::from_nanos(T0),
+        )
         .await
         .unwrap();
     [archived - start, scored - archived, scored.elapsed()]
@@ -169,11 +183,12 @@ fn bench(c: &mut Criterion) {
     rt.block_on(async {
         for chunk in 0..SUBJECTS / 20_000 {
             let states = (chunk * 20_000..(chunk + 1) * 20_000)
-                .map(|i| state(i, 1000.0))
+                .map(|i| changed(state(i, 1000.0)))
                 .collect();
+            let expected = stores.snapshots.position(1).await.unwrap();
             stores
                 .snapshots
-                .commit(1, 0, states, Timestamp::from_nanos(T0))
+                .commit(1, expected, 0, states, Timestamp::from_nanos(T0))
                 .await
                 .unwrap();
         }

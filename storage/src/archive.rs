@@ -34,18 +34,17 @@ pub struct EventFilter {
     pub to: Option<Timestamp>,
 }
 
-/// Every scored event, append-only.
+/// Every scored event, append-only, one row per (partition, offset).
 #[async_trait]
 pub trait Archive: Send + Sync {
-    /// Appends events (a micro-batch of one partition).
+    /// Appends events, idempotently: an event whose (partition, offset) is stored is left as
+    /// stored. Callers write each partition's events in offset order (see
+    /// [`crate::Committer`]).
     async fn append_events(&self, events: Vec<ArchivedEvent>) -> Result<()>;
-    /// Removes the events of `partition` at `offset` or later: recovery calls it with the
-    /// committed offset, dropping what a crash left past the last snapshot commit (those
-    /// events are scored again).
-    async fn truncate_events(&self, partition: u32, offset: u64) -> Result<u64>;
     /// Parks records the pipeline could not read. Idempotent by (partition, offset): parking
     /// one twice keeps one copy. `at` is when (the commit's time).
     async fn park_dead_letters(&self, letters: Vec<DeadLetter>, at: Timestamp) -> Result<()>;
-    /// Events matching the filter, ordered by `occurred_at` then event id.
+    /// Events matching the filter, ordered by `occurred_at`, event id, partition, offset
+    /// (the keyset the pages follow).
     async fn list_events(&self, filter: &EventFilter, page: &Page) -> Result<Paged<ArchivedEvent>>;
 }

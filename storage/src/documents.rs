@@ -43,14 +43,38 @@ pub trait Rules: Send + Sync {
 pub struct StoredSnapshot {
     /// The engine state, its dedup window included: everything restores to the bit.
     pub state: SubjectState,
+    /// The subject's profile region when the state was committed ("" without a profile).
+    /// Denormalised here so that listings filter by region in the store that holds the
+    /// snapshots, without a join against profiles that a document or wide-column store
+    /// cannot do.
+    pub region: String,
     /// When it was committed.
     pub updated_at: Timestamp,
+}
+
+/// A changed subject state to commit, with the region it is listed under.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChangedState {
+    /// The engine state.
+    pub state: SubjectState,
+    /// The subject's profile region ("" without a profile); see [`StoredSnapshot::region`].
+    pub region: String,
+}
+
+/// Who may commit to a partition, and where its next batch must start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Claim {
+    /// The owner's epoch: raised by every [`Snapshots::claim`], so an older owner's commits
+    /// are refused.
+    pub epoch: u64,
+    /// The committed offset: the first bus offset not reflected in the snapshots.
+    pub next_offset: u64,
 }
 
 /// Filters of [`Snapshots::list_subjects`]; empty fields do not filter.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SubjectFilter {
-    /// Profile region.
+    /// Region (the snapshot's denormalised [`StoredSnapshot::region`]).
     pub region: String,
     /// Current tier.
     pub tier: String,
@@ -60,31 +84,58 @@ pub struct SubjectFilter {
     pub max_score: Option<f64>,
 }
 
-/// Live score state per subject, committed together with the bus offset it reflects.
+/// Live score state per subject, committed together with the bus offset it reflects, and
+/// fenced by the owner's epoch.
 #[async_trait]
 pub trait Snapshots: Send + Sync {
+    /// Takes ownership of a partition: atomically raises its epoch (0 before the first
+    /// claim) and returns it with the committed offset, where the new owner starts.
+    async fn claim(&self, partition: u32) -> Result<Claim>;
+    /// The partition's current epoch and committed offset, without claiming it.
+    async fn position(&self, partition: u32) -> Result<Claim>;
     /// Atomically stores the states and sets the committed offset of `partition` to
-    /// `next_offset` (the first bus offset *not* reflected). Written last in a micro-batch.
+    /// `next_offset` (the first bus offset *not* reflected), if `expected` is the stored
+    /// position (the caller's epoch, and the offset its batch starts at); otherwise writes
+    /// nothing and answers [`crate::StorageError::Fenced`]. Written last in a micro-batch.
     async fn commit(
         &self,
         partition: u32,
+        expected: Claim,
         next_offset: u64,
-        states: Vec<SubjectState>,
+        states: Vec<ChangedState>,
         at: Timestamp,
     ) -> Result<()>;
     /// The committed offset of a partition (0 when nothing was committed).
     async fn committed_offset(&self, partition: u32) -> Result<u64>;
-    /// Every state whose subject hashes to `partition` out of `partitions`, for recovery.
-    /// The backend does not hash: it returns what was committed under that partition.
-    async fn load_partition(&self, partition: u32) -> Result<Vec<SubjectState>>;
-    /// The snapshots of the given subjects, in order.
+    /// The snapshots of the given subjects, in order: what a pipeline worker reads for the
+    /// subjects of a micro-batch that are not in its cache.
     async fn get_snapshots(&self, subject_ids: &[String]) -> Result<Vec<Option<StoredSnapshot>>>;
-    /// Subjects with their snapshot and profile region/name, filtered, ordered by subject id.
+    /// Snapshots, filtered, ordered by subject id, paged by subject id.
     async fn list_subjects(
         &self,
         filter: &SubjectFilter,
         page: &Page,
-    ) -> Result<Paged<(StoredSnapshot, Option<pb::Profile>)>>;
-    /// How many subjects are in each tier, optionally only those of one profile region.
+    ) -> Result<Paged<StoredSnapshot>>;
+    /// How many subjects are in each tier, optionally only those of one region.
     async fn tier_counts(&self, region: &str) -> Result<Vec<(String, u64)>>;
+}
+
+/// The fence check every backend makes in the same atomic step as the write: the refusal
+/// names the partition, the epochs and the offsets.
+pub fn check_fence(partition: u32, stored: Claim, expected: Claim) -> Result<()> {
+    if stored.epoch != expected.epoch {
+        return Err(crate::StorageError::Fenced(format!(
+            "partition {partition} is owned by epoch {}, not {}; another worker claimed it, \
+             so this one must stop",
+            stored.epoch, expected.epoch
+        )));
+    }
+    if stored.next_offset != expected.next_offset {
+        return Err(crate::StorageError::Fenced(format!(
+            "partition {partition}: the batch starts at offset {} but the committed offset \
+             is {}; reload the partition from its committed offset",
+            expected.next_offset, stored.next_offset
+        )));
+    }
+    Ok(())
 }

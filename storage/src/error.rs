@@ -19,6 +19,15 @@ pub enum StorageError {
     /// The backend cannot be reached or is shutting down; retrying later may work.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// The backend does not implement this feature (for example SQL analytics over a store
+    /// without a query engine). The conformance suite accepts it where a role allows it.
+    #[error("not supported by this storage backend: {0}")]
+    Unsupported(String),
+    /// A partition commit was refused because the caller no longer owns the partition (its
+    /// epoch is not the stored one) or its batch does not start at the committed offset.
+    /// Nothing of the batch was written; the caller must stop working on the partition.
+    #[error("commit fenced: {0}")]
+    Fenced(String),
     /// The backend failed in a way the caller cannot fix.
     #[error("storage failure: {0}")]
     Backend(String),

@@ -32,11 +32,13 @@ pub use analytics::{Analytics, AnalyticsResult, QueryLimits};
 pub use archive::{Archive, ArchivedEvent, EventFilter};
 pub use bus::{Bus, BusRecord};
 pub use commit::{Committer, DeadLetter, PartitionCommit, Sequential, check_distinct};
-pub use documents::{Profiles, Rules, Snapshots, StoredSnapshot, SubjectFilter};
+pub use documents::{
+    ChangedState, Claim, Profiles, Rules, Snapshots, StoredSnapshot, SubjectFilter, check_fence,
+};
 pub use error::{Result, StorageError};
 pub use graph::{Graph, RelationKey};
 pub use lists::{ListFilter, Lists};
-pub use page::{Page, Paged};
+pub use page::{KeyKind, KeyPart, Page, Paged};
 pub use series::{AggregateQuery, ScorePoint, Series, TimeRange};
 
 /// Every role, as the server uses them. A backend hands out one of these.

@@ -64,24 +64,27 @@ pub struct AggregateQuery {
 #[async_trait]
 pub trait Series: Send + Sync {
     /// Appends the points and changes of one micro-batch of `partition`; `changes` carry the
-    /// bus offset of their event.
+    /// bus offset of their event, in the engine's order (a change's index within its event
+    /// is its position among the changes of that offset). Idempotent: points are keyed by
+    /// (partition, offset), changes by (partition, offset, index), and a stored key is left
+    /// as stored; callers write each partition in offset order.
     async fn append_scores(
         &self,
         partition: u32,
         points: Vec<ScorePoint>,
         changes: Vec<(u64, ScoreChange)>,
     ) -> Result<()>;
-    /// Removes the points and changes of `partition` at `offset` or later (see
-    /// [`crate::Archive::truncate_events`]).
-    async fn truncate_scores(&self, partition: u32, offset: u64) -> Result<u64>;
-    /// A subject's points in event-time order (then bus order).
+    /// A subject's points in event-time order, then bus order (partition, offset).
     async fn score_history(
         &self,
         subject_id: &str,
         range: TimeRange,
         page: &Page,
     ) -> Result<Paged<ScorePoint>>;
-    /// A subject's changes in event-time order, in the order the engine made them.
+    /// A subject's changes in event-time order, in the order the engine made them: ordered by
+    /// (event time, partition, offset, index). A subject's events all sit on one partition
+    /// and the engine applies them in offset order, so this is the engine's order with no
+    /// process-wide counter.
     async fn score_changes(
         &self,
         subject_id: &str,

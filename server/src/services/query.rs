@@ -84,15 +84,30 @@ impl QueryService for QueryApi {
             .list_subjects(&filter, &page(r.page_size, &r.page_token))
             .await
             .map_err(Error::from)?;
+        // The page's profiles in one call: the snapshot store filters without a join.
+        let ids: Vec<String> = listed
+            .items
+            .iter()
+            .map(|s| s.state.subject_id.clone())
+            .collect();
+        let profiles = self
+            .0
+            .stores
+            .profiles
+            .get_profiles(&ids)
+            .await
+            .map_err(Error::from)?;
         let subjects = listed
             .items
             .into_iter()
+            .zip(profiles)
             .map(|(snapshot, profile)| {
                 let profile = profile.unwrap_or_default();
                 pb::SubjectSummary {
                     subject_id: snapshot.state.subject_id.clone(),
                     display_name: profile.display_name,
-                    region: profile.region,
+                    // The region the listing filtered on.
+                    region: snapshot.region,
                     score: snapshot.state.score,
                     tier: snapshot.state.tier.to_string(),
                     last_event_time: Some(convert::timestamp_to_pb(snapshot.state.last_time)),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use credence_proto::v1 as pb;
 use credence_proto::v1::scoring_service_server::ScoringService;
-use credence_storage::ListFilter;
+use credence_storage::{KeyKind, KeyPart, ListFilter};
 use futures::Stream;
 use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::BroadcastStream;
@@ -98,16 +98,33 @@ impl ScoringService for ScoringApi {
             .map_err(Error::from)?;
         let rule_set_version = stores.rules.rule_set_version().await.map_err(Error::from)?;
         let page = page(r.page_size, &r.page_token);
-        let start = page.offset().map_err(Error::from)?;
+        // Keyset paging by (rule id, version), the order `list_rules` returns.
+        let after = match page
+            .after("rules", &[KeyKind::Text, KeyKind::U64])
+            .map_err(Error::from)?
+            .as_deref()
+        {
+            Some([KeyPart::Text(id), KeyPart::U64(version)]) => Some((id.clone(), *version)),
+            _ => None,
+        };
         let matching: Vec<pb::Rule> = rules
             .iter()
+            .filter(|rule| {
+                after.as_ref().is_none_or(|(id, version)| {
+                    (rule.id.as_str(), u64::from(rule.version)) > (id.as_str(), *version)
+                })
+            })
             .filter(|rule| status_filter.is_none_or(|s| rule.status == s))
             .filter(|rule| r.event_type.is_empty() || rule.event_type == r.event_type)
-            .skip(start)
             .take(page.limit() + 1)
             .map(convert::rule_to_pb)
             .collect();
-        let paged = page.paged(matching).map_err(Error::from)?;
+        let paged = page.paged("rules", matching, |rule| {
+            vec![
+                KeyPart::Text(rule.id.clone()),
+                KeyPart::U64(u64::from(rule.version)),
+            ]
+        });
         Ok(Response::new(pb::ListRulesResponse {
             rules: paged.items,
             rule_set_version,

@@ -2,15 +2,23 @@
 //!
 //! Each query gets its own connection (cloned from the database, so it sees committed data
 //! and never waits on the writer's mutex), runs inside a transaction that is always rolled
-//! back, and is interrupted through the connection's handle when its time is up.
+//! back, and is interrupted through the connection's handle when its time is up, or when a
+//! pipeline commit needs the memory it holds (analytics shares the instance's memory limit
+//! with the writer, and scoring must not lose to a query).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use arrow::ipc::writer::StreamWriter;
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
-use duckdb::Connection;
+use duckdb::{Connection, InterruptHandle};
+use parking_lot::Mutex;
+use rustc_hash::FxHashMap;
 
 use crate::analytics::{Analytics, AnalyticsResult, QueryLimits};
-use crate::embedded::duck::{Ctx, Duck};
+use crate::embedded::duck::{Ctx, Duck, Failure, classify};
 use crate::embedded::sql_guard::check_read_only;
 use crate::error::{Result, StorageError};
 
@@ -24,9 +32,14 @@ impl Analytics for Duck {
             .try_clone()
             .ctx("opening an analytics connection")?;
         let interrupt = conn.interrupt_handle();
+        let registered = self.running.register(Arc::clone(&interrupt));
         let sql = sql.to_owned();
-        let mut task =
-            tokio::task::spawn_blocking(move || run_rolled_back(&conn, &sql, limits.max_rows));
+        let mut task = tokio::task::spawn_blocking(move || {
+            let result = run_rolled_back(&conn, &sql, limits.max_rows);
+            // The memory goes with the connection; only then is the query unregistered.
+            drop(conn);
+            (result, registered.preempted())
+        });
         let (joined, timed_out) =
             if let Ok(joined) = tokio::time::timeout(limits.timeout, &mut task).await {
                 (joined, false)
@@ -34,9 +47,14 @@ impl Analytics for Duck {
                 interrupt.interrupt();
                 (task.await, true)
             };
-        let result =
+        let (result, preempted) =
             joined.map_err(|e| StorageError::Backend(format!("analytics query task: {e}")))?;
         match result {
+            Err(_) if preempted => Err(StorageError::LimitExceeded(
+                "query stopped: this node needed the memory it held to commit scores (scoring \
+                 comes first); retry later, or ask for less"
+                    .into(),
+            )),
             Err(_) if timed_out => Err(StorageError::LimitExceeded(format!(
                 "query cancelled after {:.1}s (the analytics time limit); narrow it down or \
                  aggregate first",
@@ -97,20 +115,92 @@ fn run(conn: &Connection, sql: &str, max_rows: u64) -> Result<AnalyticsResult> {
     })
 }
 
-/// The error of a refused or failed query: out of memory is a limit, the rest is the
-/// query's own fault (a syntax error, a missing table, a permission refused).
+/// The error of a failed query, by whose problem it is (see [`classify`]): the query's own
+/// (a syntax error, a missing table, a value that does not convert, a permission refused)
+/// is Invalid; out of memory and an interrupt are limits; the rest (I/O, internal errors)
+/// is the backend's.
 fn query_error(e: &duckdb::Error) -> StorageError {
     let text = e.to_string();
-    if text.contains("Out of Memory") {
-        // DuckDB's advice after the first line (SET threads, SET memory_limit) cannot be
-        // followed here: the configuration is locked.
-        let first = text.lines().next().unwrap_or_default();
-        StorageError::LimitExceeded(format!(
+    // DuckDB's advice after the first line (SET threads, SET memory_limit) cannot be
+    // followed here: the configuration is locked.
+    let first = text.lines().next().unwrap_or_default();
+    match classify(e) {
+        Failure::Statement => StorageError::Invalid(format!("query failed: {text}")),
+        Failure::OutOfMemory => StorageError::LimitExceeded(format!(
             "query ran out of memory (analytics.memory_limit); ask for less, or aggregate \
              before collecting: {first}"
-        ))
-    } else {
-        StorageError::Invalid(format!("query failed: {text}"))
+        )),
+        Failure::Interrupted => StorageError::LimitExceeded(format!("query interrupted: {first}")),
+        Failure::Backend => StorageError::Backend(format!("analytics query failed: {text}")),
+    }
+}
+
+/// The analytics queries running now, each with its interrupt handle and a flag saying it
+/// was stopped for a commit. Cloning shares the registry.
+#[derive(Clone, Default)]
+pub(crate) struct Running(Arc<RunningInner>);
+
+#[derive(Default)]
+struct RunningInner {
+    next: AtomicU64,
+    queries: Mutex<FxHashMap<u64, Query>>,
+}
+
+/// A running query's interrupt handle, and the flag saying a commit stopped it.
+type Query = (Arc<InterruptHandle>, Arc<AtomicBool>);
+
+/// One registered query, unregistered on drop: the blocking task holds it until its
+/// connection is gone, so a commit waiting for the memory waits exactly that long.
+pub(crate) struct Registered {
+    running: Running,
+    id: u64,
+    preempted: Arc<AtomicBool>,
+}
+
+impl Running {
+    fn register(&self, interrupt: Arc<InterruptHandle>) -> Registered {
+        let id = self.0.next.fetch_add(1, Ordering::Relaxed);
+        let preempted = Arc::new(AtomicBool::new(false));
+        self.0
+            .queries
+            .lock()
+            .insert(id, (interrupt, Arc::clone(&preempted)));
+        Registered {
+            running: self.clone(),
+            id,
+            preempted,
+        }
+    }
+
+    /// Interrupts every running query, marking it stopped for a commit, and waits (at most
+    /// `patience`) until they have let go of their connections; how many there were.
+    pub(crate) fn preempt_all(&self, patience: Duration) -> usize {
+        let ids: Vec<u64> = {
+            let queries = self.0.queries.lock();
+            for (interrupt, preempted) in queries.values() {
+                preempted.store(true, Ordering::SeqCst);
+                interrupt.interrupt();
+            }
+            queries.keys().copied().collect()
+        };
+        let deadline = Instant::now() + patience;
+        while Instant::now() < deadline && self.0.queries.lock().keys().any(|id| ids.contains(id)) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        ids.len()
+    }
+}
+
+impl Registered {
+    /// Whether a commit stopped the query.
+    fn preempted(&self) -> bool {
+        self.preempted.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.running.0.queries.lock().remove(&self.id);
     }
 }
 

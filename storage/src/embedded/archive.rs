@@ -1,18 +1,20 @@
-//! The archive: an append-only table of events, filled with an `Appender`.
+//! The archive: an append-only table of events, filled with an `Appender`, one row per
+//! (partition, offset) (see `HighWater` in `duck.rs`).
 
 use async_trait::async_trait;
 use credence_proto::v1 as pb;
 use credence_scorer::Timestamp;
-use duckdb::{Connection, Row, params};
+use duckdb::{Connection, Row};
+use rustc_hash::FxHashMap;
 
 use crate::archive::{Archive, ArchivedEvent, EventFilter};
 use crate::commit::DeadLetter;
 use crate::embedded::columns as col;
-use crate::embedded::convert::{opt_nanos, struct_from_json, struct_to_json, timestamp};
-use crate::embedded::duck::{Ctx, Duck, in_transaction};
+use crate::embedded::convert::{nanos, opt_nanos, struct_from_json, struct_to_json, timestamp};
+use crate::embedded::duck::{Ctx, Duck, HighWater, Listing, in_transaction};
 use crate::embedded::sql::Where;
 use crate::error::Result;
-use crate::page::{Page, Paged};
+use crate::page::{KeyKind, KeyPart, Page, Paged};
 
 const COLUMNS: &str = "event_id, subject_id, event_type, event_subtype, source_system, \
     occurred_at, region, district, lat, lon, payload, evidence_uri, received_at, bus_partition, \
@@ -58,9 +60,18 @@ fn event_from_row(row: &Row<'_>) -> Result<ArchivedEvent> {
     })
 }
 
-/// Appends archived events inside the caller's transaction.
-pub(super) fn append_in(conn: &Connection, events: &[ArchivedEvent]) -> Result<()> {
+/// Appends the archived events not yet stored (by `marks`, the archive's high-water marks)
+/// inside the caller's transaction; the caller raises the marks once it commits.
+pub(super) fn append_in(
+    conn: &Connection,
+    events: &[ArchivedEvent],
+    marks: &FxHashMap<u32, u64>,
+) -> Result<()> {
     let what = "archiving events";
+    let events: Vec<&ArchivedEvent> = events
+        .iter()
+        .filter(|a| HighWater::is_new(marks, a.partition, a.offset))
+        .collect();
     let ev = || events.iter().map(|a| &a.event);
     let loc = || ev().map(|e| e.location.as_ref());
     let payloads = ev()
@@ -120,19 +131,15 @@ impl Archive for Duck {
         if events.is_empty() {
             return Ok(());
         }
-        self.write(|w| in_transaction(&w.conn, "archiving events", |conn| append_in(conn, &events)))
-    }
-
-    async fn truncate_events(&self, partition: u32, offset: u64) -> Result<u64> {
         self.write(|w| {
-            let n = w
-                .conn
-                .execute(
-                    "DELETE FROM store.events WHERE bus_partition = ? AND bus_offset >= ?",
-                    params![partition, offset],
-                )
-                .ctx("truncating the archive")?;
-            Ok(n as u64)
+            in_transaction(&w.conn, "archiving events", |conn| {
+                append_in(conn, &events, &w.high_water.events)
+            })?;
+            HighWater::raise(
+                &mut w.high_water.events,
+                events.iter().map(|a| (a.partition, a.offset)),
+            );
+            Ok(())
         })
     }
 
@@ -153,11 +160,32 @@ impl Archive for Duck {
         filters.text("event_type = ?", &filter.event_type);
         filters.opt("occurred_at >= ?", filter.from.map(Timestamp::nanos));
         filters.opt("occurred_at < ?", filter.to.map(Timestamp::nanos));
-        let sql = format!(
-            "SELECT {COLUMNS} FROM store.events{} ORDER BY occurred_at, event_id, bus_partition, \
-             bus_offset LIMIT ? OFFSET ?",
-            filters.sql()
-        );
-        self.list("listing events", &sql, &filters, page, event_from_row)
+        let listing = Listing {
+            name: "events",
+            what: "listing events",
+            select: format!("SELECT {COLUMNS} FROM store.events"),
+            leading: Vec::new(),
+            keys: &[
+                // Ingestion requires an event time; a missing one sorts as 1970.
+                ("coalesce(occurred_at, 0)", KeyKind::I64),
+                ("event_id", KeyKind::Text),
+                ("bus_partition", KeyKind::U64),
+                ("bus_offset", KeyKind::U64),
+            ],
+        };
+        self.list(&listing, filters, page, event_from_row, |a| {
+            vec![
+                KeyPart::I64(
+                    a.event
+                        .occurred_at
+                        .as_ref()
+                        .and_then(|t| nanos(t, "occurred_at").ok())
+                        .unwrap_or(0),
+                ),
+                KeyPart::Text(a.event.event_id.clone()),
+                KeyPart::U64(u64::from(a.partition)),
+                KeyPart::U64(a.offset),
+            ]
+        })
     }
 }

@@ -7,7 +7,7 @@ use duckdb::{Connection, params};
 use rustc_hash::FxHashMap;
 
 use crate::embedded::convert::opt_nanos;
-use crate::embedded::duck::{Ctx, Duck, in_transaction};
+use crate::embedded::duck::{Ctx, Duck, blocking, in_transaction};
 use crate::error::{Result, StorageError};
 use crate::graph::{Graph, RelationKey};
 
@@ -62,20 +62,32 @@ impl Adjacency {
 
     /// Breadth-first search from `start` up to `max_depth` hops over relations of `kinds`
     /// (all when empty): every subject reached, once, at its smallest depth, through the
-    /// heaviest path of that length. Stops after the level that reaches `stop_at`.
+    /// heaviest path of that length. Stops after the level that reaches `stop_at`. Each
+    /// relation followed is a node visit; past `budget` visits the search is refused (a
+    /// dense graph at depth 6 is otherwise millions of visits on one request).
     fn search<'a>(
         &'a self,
         start: &'a str,
         max_depth: u32,
         kinds: &[i32],
         stop_at: Option<&str>,
-    ) -> FxHashMap<&'a str, Reached<'a>> {
+        budget: usize,
+    ) -> Result<FxHashMap<&'a str, Reached<'a>>> {
+        let mut visits = 0_usize;
         let mut reached: FxHashMap<&str, Reached<'_>> = FxHashMap::default();
         let mut frontier: Vec<(&str, f64)> = vec![(start, 1.0)];
         for depth in 1..=max_depth {
             let mut level: FxHashMap<&str, Reached<'_>> = FxHashMap::default();
             for &(from, from_weight) in &frontier {
                 for edge in self.edges.get(from).into_iter().flatten() {
+                    visits += 1;
+                    if visits > budget {
+                        return Err(StorageError::LimitExceeded(format!(
+                            "the path search visited more than {budget} subjects (the \
+                             node budget) by depth {depth}; ask for fewer hops or fewer \
+                             relation kinds"
+                        )));
+                    }
                     let to = edge.other.as_str();
                     if to == start
                         || reached.contains_key(to)
@@ -115,7 +127,7 @@ impl Adjacency {
             }
             frontier = next;
         }
-        reached
+        Ok(reached)
     }
 }
 
@@ -260,26 +272,29 @@ impl Graph for Duck {
                 )));
             }
         };
-        let graph = self.graph.read();
-        let reached = graph.search(subject_id, depth, kinds, None);
-        let mut found: Vec<(&str, &Reached<'_>)> = reached.iter().map(|(id, r)| (*id, r)).collect();
-        found.sort_unstable_by(|a, b| a.1.depth.cmp(&b.1.depth).then(a.0.cmp(b.0)));
-        let truncated = found.len() > limit;
-        let neighbours = found
-            .into_iter()
-            .take(limit)
-            .map(|(id, r)| pb::Neighbor {
-                subject_id: id.to_owned(),
-                depth: r.depth,
-                kind: r.kind,
-                path_weight: r.weight,
-                path: path_to(&reached, id)
-                    .into_iter()
-                    .map(str::to_owned)
-                    .collect(),
-            })
-            .collect();
-        Ok((neighbours, truncated))
+        blocking(|| {
+            let graph = self.graph.read();
+            let reached = graph.search(subject_id, depth, kinds, None, usize::MAX)?;
+            let mut found: Vec<(&str, &Reached<'_>)> =
+                reached.iter().map(|(id, r)| (*id, r)).collect();
+            found.sort_unstable_by(|a, b| a.1.depth.cmp(&b.1.depth).then(a.0.cmp(b.0)));
+            let truncated = found.len() > limit;
+            let neighbours = found
+                .into_iter()
+                .take(limit)
+                .map(|(id, r)| pb::Neighbor {
+                    subject_id: id.to_owned(),
+                    depth: r.depth,
+                    kind: r.kind,
+                    path_weight: r.weight,
+                    path: path_to(&reached, id)
+                        .into_iter()
+                        .map(str::to_owned)
+                        .collect(),
+                })
+                .collect();
+            Ok((neighbours, truncated))
+        })
     }
 
     async fn find_path(
@@ -293,21 +308,24 @@ impl Graph for Duck {
         if from == to {
             return Ok(Some(Vec::new())); // there already: no hop
         }
-        let graph = self.graph.read();
-        let reached = graph.search(from, max_depth, kinds, Some(to));
-        if !reached.contains_key(to) {
-            return Ok(None);
-        }
-        let mut steps = Vec::new();
-        for id in path_to(&reached, to) {
-            if let Some(r) = reached.get(id) {
-                steps.push(pb::PathStep {
-                    subject_id: id.to_owned(),
-                    kind: r.kind,
-                    weight: r.edge_weight,
-                });
+        // Off the async worker: a deep search over a dense graph takes a while.
+        blocking(|| {
+            let graph = self.graph.read();
+            let reached = graph.search(from, max_depth, kinds, Some(to), self.path_budget)?;
+            if !reached.contains_key(to) {
+                return Ok(None);
             }
-        }
-        Ok(Some(steps))
+            let mut steps = Vec::new();
+            for id in path_to(&reached, to) {
+                if let Some(r) = reached.get(id) {
+                    steps.push(pb::PathStep {
+                        subject_id: id.to_owned(),
+                        kind: r.kind,
+                        weight: r.edge_weight,
+                    });
+                }
+            }
+            Ok(Some(steps))
+        })
     }
 }

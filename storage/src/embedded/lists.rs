@@ -1,6 +1,7 @@
 //! List entries: a table row per (subject, kind), every entry in memory for the scoring path.
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -11,7 +12,11 @@ use crate::embedded::convert::{nanos, opt_nanos, timestamp};
 use crate::embedded::duck::{Ctx, Duck, in_transaction};
 use crate::error::Result;
 use crate::lists::{ListFilter, Lists};
-use crate::page::{Page, Paged};
+use crate::page::{KeyKind, KeyPart, Page, Paged};
+
+/// The name of the entry listing in page tokens, and its key (subject, kind).
+const LISTING: &str = "list_entries";
+const KEY: &[KeyKind] = &[KeyKind::Text, KeyKind::I64];
 
 /// Entries by subject, then kind: ordered for listings, and looked up by `&str` without
 /// building a key on the scoring path.
@@ -98,7 +103,15 @@ impl Lists for Duck {
     }
 
     async fn list_entries(&self, filter: &ListFilter, page: &Page) -> Result<Paged<pb::ListEntry>> {
-        let start = page.offset()?;
+        let after = match page.after(LISTING, KEY)? {
+            Some(key) => match key.as_slice() {
+                [KeyPart::Text(subject), KeyPart::I64(kind)] => {
+                    Some((subject.clone(), i32::try_from(*kind).unwrap_or(i32::MAX)))
+                }
+                _ => None,
+            },
+            None => None,
+        };
         let now = match filter.now {
             Some(now) => now.nanos(),
             None => SystemTime::now()
@@ -111,24 +124,37 @@ impl Lists for Duck {
                 .is_none_or(|t| nanos(t, "expires_at").is_ok_and(|t| t > now))
         };
         let memory = self.lists.read();
-        let entries: Box<dyn Iterator<Item = &pb::ListEntry>> = if filter.subject_id.is_empty() {
-            Box::new(memory.values().flat_map(BTreeMap::values))
-        } else {
-            Box::new(
-                memory
-                    .get(&filter.subject_id)
-                    .into_iter()
-                    .flat_map(BTreeMap::values),
-            )
+        // Keyset: subjects from the token's on, and in its subject the kinds after its kind.
+        let start = match &after {
+            Some((subject, _)) => Bound::Included(subject.as_str()),
+            None => Bound::Unbounded,
         };
-        let items = entries
+        let subjects: Box<dyn Iterator<Item = (&String, &BTreeMap<i32, pb::ListEntry>)>> =
+            if filter.subject_id.is_empty() {
+                Box::new(memory.range::<str, _>((start, Bound::Unbounded)))
+            } else {
+                Box::new(memory.get_key_value(filter.subject_id.as_str()).into_iter())
+            };
+        let items = subjects
+            .flat_map(|(subject, kinds)| {
+                let first = match &after {
+                    Some((s, kind)) if s == subject => Bound::Excluded(*kind),
+                    Some((s, _)) if s > subject => Bound::Excluded(i32::MAX),
+                    _ => Bound::Unbounded,
+                };
+                kinds.range((first, Bound::Unbounded)).map(|(_, e)| e)
+            })
             .filter(|e| filter.kind == 0 || e.kind == filter.kind)
             .filter(|e| filter.include_expired || live(e))
-            .skip(start)
             .take(page.limit() + 1)
             .cloned()
             .collect();
-        page.paged(items)
+        Ok(page.paged(LISTING, items, |e| {
+            vec![
+                KeyPart::Text(e.subject_id.clone()),
+                KeyPart::I64(i64::from(e.kind)),
+            ]
+        }))
     }
 
     async fn entries_for(&self, subject_ids: &[String]) -> Result<Vec<Vec<pb::ListEntry>>> {

@@ -46,6 +46,9 @@ pub struct EmbeddedOptions {
     pub memory_limit: String,
     /// DuckDB worker threads (0: DuckDB's default).
     pub threads: u32,
+    /// Most node visits (relations followed) of one `FindPath` search before it is refused
+    /// with a limit error.
+    pub path_budget: usize,
 }
 
 impl EmbeddedOptions {
@@ -57,6 +60,7 @@ impl EmbeddedOptions {
             sync: true,
             memory_limit: "2GB".into(),
             threads: 0,
+            path_budget: 100_000,
         }
     }
 }

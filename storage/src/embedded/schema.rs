@@ -3,8 +3,13 @@
 //! Times are stored as BIGINT nanoseconds since the epoch (exact round trips, cheap
 //! appends); the views turn them into `TIMESTAMP_NS` and nested JSON text into `JSON`.
 //! No table has a key constraint: DuckDB's index maintenance made keyed upserts about twice
-//! as slow as delete-then-insert from a staging table, and uniqueness is kept by the code
-//! (every keyed write deletes the old row in the same transaction).
+//! as slow as delete-then-insert from a staging table, and uniqueness is kept by the code:
+//! every keyed document write deletes the old row in the same transaction, and the rows
+//! keyed by bus position (events, score points, score changes) are skipped below the
+//! partition's high-water mark (`HighWater` in `duck.rs`).
+
+use crate::embedded::duck::Ctx;
+use crate::error::Result;
 
 /// The tables. Idempotent.
 pub(super) const TABLES: &str = r"
@@ -16,10 +21,9 @@ CREATE TABLE IF NOT EXISTS store.profiles (
 CREATE TABLE IF NOT EXISTS store.snapshots (
     sid BIGINT NOT NULL, subject_id VARCHAR NOT NULL, bus_partition UINTEGER, score DOUBLE,
     tier VARCHAR, last_time BIGINT, last_event_id VARCHAR, applied_events UBIGINT,
-    config_version UINTEGER, rules VARCHAR, updated_at BIGINT, dedup VARCHAR);
--- The duplicate window (JSON), added after the first release: files written before get it.
-ALTER TABLE store.snapshots ADD COLUMN IF NOT EXISTS dedup VARCHAR;
-CREATE TABLE IF NOT EXISTS store.offsets (bus_partition UINTEGER NOT NULL, next_offset UBIGINT);
+    config_version UINTEGER, rules VARCHAR, updated_at BIGINT, region VARCHAR, dedup VARCHAR);
+CREATE TABLE IF NOT EXISTS store.offsets (
+    bus_partition UINTEGER NOT NULL, next_offset UBIGINT, epoch UBIGINT);
 CREATE TABLE IF NOT EXISTS store.rules (
     rule_id VARCHAR NOT NULL, version UINTEGER NOT NULL, name VARCHAR, status VARCHAR,
     event_type VARCHAR, points DOUBLE, body VARCHAR, stored_at BIGINT);
@@ -34,7 +38,7 @@ CREATE TABLE IF NOT EXISTS store.score_points (
     score DOUBLE, tier VARCHAR, delta DOUBLE, changes UINTEGER, bus_partition UINTEGER,
     bus_offset UBIGINT);
 CREATE TABLE IF NOT EXISTS store.score_changes (
-    seq UBIGINT, event_id VARCHAR, subject_id VARCHAR, rule_id VARCHAR, rule_version UINTEGER,
+    change_index UBIGINT, event_id VARCHAR, subject_id VARCHAR, rule_id VARCHAR, rule_version UINTEGER,
     config_version UINTEGER, old_score DOUBLE, new_score DOUBLE, delta DOUBLE, factor DOUBLE,
     occurred_at BIGINT, reason VARCHAR, inputs VARCHAR, bus_partition UINTEGER, bus_offset UBIGINT);
 CREATE TABLE IF NOT EXISTS store.dead_letters (
@@ -48,17 +52,60 @@ CREATE TABLE IF NOT EXISTS store.list_entries (
     created_at BIGINT);
 ";
 
+/// Brings a database written by an earlier version to the tables above, before the views
+/// are made. Each step is a no-op on a current database.
+pub(super) fn migrate(conn: &duckdb::Connection) -> Result<()> {
+    let has = |table: &str, column: &str| -> Result<bool> {
+        conn.query_row(
+            "SELECT count(*) FROM information_schema.columns \
+             WHERE table_schema = 'store' AND table_name = ? AND column_name = ?",
+            duckdb::params![table, column],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| n > 0)
+        .ctx("reading the schema")
+    };
+    // Changes were ordered by a process-wide sequence; they are now keyed by (partition,
+    // offset, index in the event). The old sequence numbers keep the order within an event,
+    // so the column is renamed in place (its position is what the appender relies on).
+    if has("score_changes", "seq")? {
+        conn.execute_batch("ALTER TABLE store.score_changes RENAME COLUMN seq TO change_index")
+            .ctx("migrating score changes")?;
+    }
+    if !has("offsets", "epoch")? {
+        conn.execute_batch("ALTER TABLE store.offsets ADD COLUMN epoch UBIGINT DEFAULT 0")
+            .ctx("migrating offsets")?;
+    }
+    // The region moved into the snapshot (listings filter without joining profiles); old
+    // rows take it from the profile once.
+    if !has("snapshots", "region")? {
+        conn.execute_batch(
+            "ALTER TABLE store.snapshots ADD COLUMN region VARCHAR; \
+             UPDATE store.snapshots SET region = p.region FROM store.profiles p \
+                 WHERE p.subject_id = store.snapshots.subject_id;",
+        )
+        .ctx("migrating snapshots")?;
+    }
+    // The duplicate window (JSON) came after the region; an old row's NULL reads as an
+    // empty window.
+    if !has("snapshots", "dedup")? {
+        conn.execute_batch("ALTER TABLE store.snapshots ADD COLUMN dedup VARCHAR")
+            .ctx("migrating snapshots")?;
+    }
+    Ok(())
+}
+
 /// The analytics views. Replaced at every open, so they follow the code.
 pub(super) const VIEWS: &str = r"
 CREATE OR REPLACE VIEW main.profiles AS SELECT subject_id, display_name, birth_year, region,
     district, occupation, flags::JSON AS flags, consent::JSON AS consent,
     attributes::JSON AS attributes, make_timestamp_ns(updated_at) AS updated_at
     FROM store.profiles;
-CREATE OR REPLACE VIEW main.snapshots AS SELECT subject_id, bus_partition, score, tier,
+CREATE OR REPLACE VIEW main.snapshots AS SELECT subject_id, region, bus_partition, score, tier,
     make_timestamp_ns(last_time) AS last_time, last_event_id, applied_events, config_version,
     rules::JSON AS rules, make_timestamp_ns(updated_at) AS updated_at FROM store.snapshots
     QUALIFY row_number() OVER (PARTITION BY subject_id ORDER BY sid DESC) = 1;
-CREATE OR REPLACE VIEW main.committed_offsets AS SELECT bus_partition, next_offset
+CREATE OR REPLACE VIEW main.committed_offsets AS SELECT bus_partition, next_offset, epoch
     FROM store.offsets;
 CREATE OR REPLACE VIEW main.rules AS SELECT rule_id, version, name, status, event_type, points,
     body::JSON AS body, make_timestamp_ns(stored_at) AS stored_at FROM store.rules;
@@ -71,7 +118,7 @@ CREATE OR REPLACE VIEW main.events AS SELECT event_id, subject_id, event_type, e
 CREATE OR REPLACE VIEW main.score_points AS SELECT subject_id, event_id, event_type, region,
     make_timestamp_ns(occurred_at) AS occurred_at, score, tier, delta, changes, bus_partition, bus_offset
     FROM store.score_points;
-CREATE OR REPLACE VIEW main.score_changes AS SELECT seq, event_id, subject_id, rule_id,
+CREATE OR REPLACE VIEW main.score_changes AS SELECT change_index, event_id, subject_id, rule_id,
     rule_version, config_version, old_score, new_score, delta, factor,
     make_timestamp_ns(occurred_at) AS occurred_at, reason, inputs::JSON AS inputs, bus_partition, bus_offset
     FROM store.score_changes;

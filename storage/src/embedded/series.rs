@@ -1,32 +1,24 @@
-//! Score points and score changes: append-only tables filled with an `Appender`.
+//! Score points and score changes: append-only tables filled with an `Appender`, one point
+//! per (partition, offset) and one change per (partition, offset, index in the event) (see
+//! `HighWater` in `duck.rs`).
 
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use credence_proto::v1 as pb;
 use credence_scorer::{ScoreChange, Timestamp, Value};
-use duckdb::{Connection, Row, params};
+use duckdb::{Connection, Row};
 
 use crate::embedded::columns as col;
-use crate::embedded::convert::{from_json, timestamp, to_json};
-use crate::embedded::duck::{Ctx, Duck, in_transaction};
+use crate::embedded::convert::{from_json, nanos, timestamp, to_json};
+use crate::embedded::duck::{Ctx, Duck, HighWater, Listing, in_transaction};
 use crate::embedded::sql::Where;
 use crate::error::{Result, StorageError};
-use crate::page::{Page, Paged};
+use crate::page::{KeyKind, KeyPart, Page, Paged};
 use crate::series::{AggregateQuery, ScorePoint, Series, TimeRange};
 
 const HOUR_NANOS: i64 = 3_600_000_000_000;
 const DAY_NANOS: i64 = 24 * HOUR_NANOS;
-
-/// The sequence number the next stored score change gets.
-pub(super) fn next_change_seq(conn: &Connection) -> Result<u64> {
-    conn.query_row(
-        "SELECT coalesce(max(seq) + 1, 0)::UBIGINT FROM store.score_changes",
-        [],
-        |row| row.get(0),
-    )
-    .ctx("reading the score change sequence")
-}
 
 fn point_from_row(row: &Row<'_>) -> Result<ScorePoint> {
     let what = "reading a score point";
@@ -45,12 +37,18 @@ fn point_from_row(row: &Row<'_>) -> Result<ScorePoint> {
     })
 }
 
-fn change_from_row(row: &Row<'_>) -> Result<ScoreChange> {
+/// A change and its sort key (partition, offset, index: the time is in the change).
+fn change_from_row(row: &Row<'_>) -> Result<(ScoreChange, [u64; 3])> {
     let what = "reading a score change";
     let rule_id: String = row.get(2).ctx(what)?;
     let reason: String = row.get(10).ctx(what)?;
     let inputs: String = row.get(11).ctx(what)?;
-    Ok(ScoreChange {
+    let key = [
+        row.get(12).ctx(what)?,
+        row.get(13).ctx(what)?,
+        row.get(14).ctx(what)?,
+    ];
+    let change = ScoreChange {
         event_id: row.get(0).ctx(what)?,
         subject_id: row.get(1).ctx(what)?,
         rule_id: rule_id.into(),
@@ -63,7 +61,8 @@ fn change_from_row(row: &Row<'_>) -> Result<ScoreChange> {
         at: Timestamp::from_nanos(row.get(9).ctx(what)?),
         reason: reason.into(),
         inputs: from_json::<BTreeMap<String, Value>>(&inputs, "score change inputs")?,
-    })
+    };
+    Ok((change, key))
 }
 
 /// Subject and time filters of the history listings.
@@ -75,15 +74,73 @@ fn subject_range(subject_id: &str, range: TimeRange) -> Where {
     filters
 }
 
-/// Appends score points and changes inside the caller's transaction; changes get the
-/// sequence numbers from `first_seq` on.
-pub(super) fn append_in(
-    conn: &Connection,
-    first_seq: u64,
+/// Each change with its index within its event: its position among the changes of its
+/// offset (they come in the engine's order, an event's changes together).
+fn indexed(changes: &[(u64, ScoreChange)]) -> Vec<(u64, u64, &ScoreChange)> {
+    let mut out = Vec::with_capacity(changes.len());
+    let mut index = 0;
+    let mut previous = None;
+    for (offset, change) in changes {
+        index = if previous == Some(*offset) {
+            index + 1
+        } else {
+            0
+        };
+        previous = Some(*offset);
+        out.push((*offset, index, change));
+    }
+    out
+}
+
+/// The rows of one series append: what is written, and where the marks go after.
+pub(super) struct SeriesRows<'a> {
     partition: u32,
-    points: &[ScorePoint],
-    changes: &[(u64, ScoreChange)],
-) -> Result<()> {
+    points: Vec<&'a ScorePoint>,
+    changes: Vec<(u64, u64, &'a ScoreChange)>,
+}
+
+impl<'a> SeriesRows<'a> {
+    /// The points and changes of `partition` not yet stored, by the marks of `high_water`.
+    pub(super) fn new(
+        high_water: &HighWater,
+        partition: u32,
+        points: &'a [ScorePoint],
+        changes: &'a [(u64, ScoreChange)],
+    ) -> Self {
+        Self {
+            partition,
+            points: points
+                .iter()
+                .filter(|p| HighWater::is_new(&high_water.points, p.partition, p.offset))
+                .collect(),
+            changes: indexed(changes)
+                .into_iter()
+                .filter(|(offset, _, _)| HighWater::is_new(&high_water.changes, partition, *offset))
+                .collect(),
+        }
+    }
+
+    /// After the commit: raises the marks past the rows written.
+    pub(super) fn raise(&self, high_water: &mut HighWater) {
+        HighWater::raise(
+            &mut high_water.points,
+            self.points.iter().map(|p| (p.partition, p.offset)),
+        );
+        HighWater::raise(
+            &mut high_water.changes,
+            self.changes.iter().map(|(o, _, _)| (self.partition, *o)),
+        );
+    }
+}
+
+/// Appends score points and changes inside the caller's transaction.
+pub(super) fn append_in(conn: &Connection, rows: &SeriesRows<'_>) -> Result<()> {
+    let SeriesRows {
+        partition,
+        points,
+        changes,
+    } = rows;
+    let partition = *partition;
     let p = || points.iter();
     let point_columns = vec![
         ("subject_id", col::text(p().map(|p| p.subject_id.as_str()))),
@@ -98,14 +155,14 @@ pub(super) fn append_in(
         ("bus_partition", col::u32s(p().map(|p| p.partition))),
         ("bus_offset", col::u64s(p().map(|p| p.offset))),
     ];
-    let c = || changes.iter().map(|(_, c)| c);
+    let c = || changes.iter().map(|(_, _, c)| *c);
     let inputs = c()
         .map(|c| to_json(&c.inputs, "score change inputs"))
         .collect::<Result<Vec<_>>>()?;
     let change_columns = vec![
         (
-            "seq",
-            col::u64s(first_seq..first_seq + changes.len() as u64),
+            "change_index",
+            col::u64s(changes.iter().map(|(_, i, _)| *i)),
         ),
         ("event_id", col::text(c().map(|c| c.event_id.as_str()))),
         ("subject_id", col::text(c().map(|c| c.subject_id.as_str()))),
@@ -125,7 +182,7 @@ pub(super) fn append_in(
         ),
         (
             "bus_offset",
-            col::u64s(changes.iter().map(|(offset, _)| *offset)),
+            col::u64s(changes.iter().map(|(offset, _, _)| *offset)),
         ),
     ];
     col::append(
@@ -156,31 +213,10 @@ impl Series for Duck {
             return Ok(());
         }
         self.write(|w| {
-            let first_seq = w.next_change_seq;
-            in_transaction(&w.conn, "appending scores", |conn| {
-                append_in(conn, first_seq, partition, &points, &changes)
-            })?;
-            w.next_change_seq = first_seq + changes.len() as u64;
+            let rows = SeriesRows::new(&w.high_water, partition, &points, &changes);
+            in_transaction(&w.conn, "appending scores", |conn| append_in(conn, &rows))?;
+            rows.raise(&mut w.high_water);
             Ok(())
-        })
-    }
-
-    async fn truncate_scores(&self, partition: u32, offset: u64) -> Result<u64> {
-        self.write(|w| {
-            in_transaction(&w.conn, "truncating scores", |conn| {
-                let mut n = 0;
-                for table in ["store.score_points", "store.score_changes"] {
-                    n += conn
-                        .execute(
-                            &format!(
-                                "DELETE FROM {table} WHERE bus_partition = ? AND bus_offset >= ?"
-                            ),
-                            params![partition, offset],
-                        )
-                        .ctx("truncating scores")?;
-                }
-                Ok(n as u64)
-            })
         })
     }
 
@@ -190,19 +226,31 @@ impl Series for Duck {
         range: TimeRange,
         page: &Page,
     ) -> Result<Paged<ScorePoint>> {
-        let filters = subject_range(subject_id, range);
-        let sql = format!(
-            "SELECT subject_id, event_id, event_type, region, occurred_at, score, tier, delta, changes, \
-             bus_partition, bus_offset FROM store.score_points{} \
-             ORDER BY occurred_at, bus_partition, bus_offset LIMIT ? OFFSET ?",
-            filters.sql()
-        );
+        let listing = Listing {
+            name: "history",
+            what: "listing score history",
+            select: "SELECT subject_id, event_id, event_type, region, occurred_at, score, tier, \
+                     delta, changes, bus_partition, bus_offset FROM store.score_points"
+                .to_owned(),
+            leading: Vec::new(),
+            keys: &[
+                ("occurred_at", KeyKind::I64),
+                ("bus_partition", KeyKind::U64),
+                ("bus_offset", KeyKind::U64),
+            ],
+        };
         self.list(
-            "listing score history",
-            &sql,
-            &filters,
+            &listing,
+            subject_range(subject_id, range),
             page,
             point_from_row,
+            |p| {
+                vec![
+                    KeyPart::I64(p.at.nanos()),
+                    KeyPart::U64(u64::from(p.partition)),
+                    KeyPart::U64(p.offset),
+                ]
+            },
         )
     }
 
@@ -212,20 +260,39 @@ impl Series for Duck {
         range: TimeRange,
         page: &Page,
     ) -> Result<Paged<ScoreChange>> {
-        let filters = subject_range(subject_id, range);
-        let sql = format!(
-            "SELECT event_id, subject_id, rule_id, rule_version, config_version, old_score, \
-             new_score, delta, factor, occurred_at, reason, inputs FROM store.score_changes{} \
-             ORDER BY occurred_at, seq LIMIT ? OFFSET ?",
-            filters.sql()
-        );
-        self.list(
-            "listing score changes",
-            &sql,
-            &filters,
+        let listing = Listing {
+            name: "changes",
+            what: "listing score changes",
+            select: "SELECT event_id, subject_id, rule_id, rule_version, config_version, \
+                     old_score, new_score, delta, factor, occurred_at, reason, inputs, \
+                     bus_partition, bus_offset, change_index FROM store.score_changes"
+                .to_owned(),
+            leading: Vec::new(),
+            keys: &[
+                ("occurred_at", KeyKind::I64),
+                ("bus_partition", KeyKind::U64),
+                ("bus_offset", KeyKind::U64),
+                ("change_index", KeyKind::U64),
+            ],
+        };
+        let paged = self.list(
+            &listing,
+            subject_range(subject_id, range),
             page,
             change_from_row,
-        )
+            |(c, [partition, offset, index])| {
+                vec![
+                    KeyPart::I64(c.at.nanos()),
+                    KeyPart::U64(*partition),
+                    KeyPart::U64(*offset),
+                    KeyPart::U64(*index),
+                ]
+            },
+        )?;
+        Ok(Paged {
+            items: paged.items.into_iter().map(|(c, _)| c).collect(),
+            next_token: paged.next_token,
+        })
     }
 
     async fn aggregates(
@@ -258,27 +325,52 @@ impl Series for Duck {
         filters.text("event_type = ?", &query.event_type);
         filters.opt("occurred_at >= ?", query.range.from.map(Timestamp::nanos));
         filters.opt("occurred_at < ?", query.range.to.map(Timestamp::nanos));
-        // Windows are UTC aligned; the double modulo floors times before 1970 too.
-        let sql = format!(
-            "SELECT occurred_at - ((occurred_at % {width}) + {width}) % {width} AS window_start, {key} AS grp, \
-             count(*)::UBIGINT, sum(changes)::UBIGINT, sum(delta), \
-             sum(CASE WHEN delta > 0 THEN delta ELSE 0 END), \
-             sum(CASE WHEN delta < 0 THEN delta ELSE 0 END) \
-             FROM store.score_points{} GROUP BY window_start, grp ORDER BY window_start, grp \
-             LIMIT ? OFFSET ?",
+        // Windows are UTC aligned; the double modulo floors times before 1970 too. The
+        // keyset applies to the grouped rows, so the grouping is a subquery.
+        let select = format!(
+            "SELECT * FROM (SELECT occurred_at - ((occurred_at % {width}) + {width}) % {width} \
+             AS window_start, coalesce({key}, '') AS grp, \
+             count(*)::UBIGINT AS events, sum(changes)::UBIGINT AS changes, sum(delta) AS delta, \
+             sum(CASE WHEN delta > 0 THEN delta ELSE 0 END) AS positive, \
+             sum(CASE WHEN delta < 0 THEN delta ELSE 0 END) AS negative \
+             FROM store.score_points{} GROUP BY window_start, grp) AS grouped",
             filters.sql()
         );
-        self.list("computing aggregates", &sql, &filters, page, |row| {
-            let what = "reading an aggregate";
-            Ok(pb::AggregateRow {
-                window_start: Some(timestamp(row.get(0).ctx(what)?)),
-                key: row.get(1).ctx(what)?,
-                events: row.get(2).ctx(what)?,
-                changes: row.get(3).ctx(what)?,
-                delta_sum: row.get(4).ctx(what)?,
-                delta_positive: row.get(5).ctx(what)?,
-                delta_negative: row.get(6).ctx(what)?,
-            })
-        })
+        let listing = Listing {
+            name: "aggregates",
+            what: "computing aggregates",
+            select,
+            leading: filters.params(&[]),
+            keys: &[("window_start", KeyKind::I64), ("grp", KeyKind::Text)],
+        };
+        let key = |r: &pb::AggregateRow| {
+            vec![
+                KeyPart::I64(
+                    r.window_start
+                        .as_ref()
+                        .and_then(|t| nanos(t, "window_start").ok())
+                        .unwrap_or(0),
+                ),
+                KeyPart::Text(r.key.clone()),
+            ]
+        };
+        self.list(
+            &listing,
+            Where::default(),
+            page,
+            |row| {
+                let what = "reading an aggregate";
+                Ok(pb::AggregateRow {
+                    window_start: Some(timestamp(row.get(0).ctx(what)?)),
+                    key: row.get(1).ctx(what)?,
+                    events: row.get(2).ctx(what)?,
+                    changes: row.get(3).ctx(what)?,
+                    delta_sum: row.get(4).ctx(what)?,
+                    delta_positive: row.get(5).ctx(what)?,
+                    delta_negative: row.get(6).ctx(what)?,
+                })
+            },
+            key,
+        )
     }
 }

@@ -11,20 +11,26 @@
 //! stalled a commit for up to seconds (`docs/BENCHMARKS.md`). Appends cost neither.
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use credence_proto::v1 as pb;
 use credence_scorer::{DedupWindow, RuleHistory, SubjectState, Timestamp};
 use duckdb::{Connection, params};
 use rustc_hash::FxHashMap;
 
-use crate::documents::{Snapshots, StoredSnapshot, SubjectFilter};
+use crate::documents::{
+    ChangedState, Claim, Snapshots, StoredSnapshot, SubjectFilter, check_fence,
+};
 use crate::embedded::columns as col;
 use crate::embedded::convert::{from_json, to_json};
-use crate::embedded::duck::{Ctx, Duck, SnapshotEntry, SnapshotMemory, in_transaction};
+use crate::embedded::duck::{Ctx, Duck, SnapshotMemory, in_transaction};
 use crate::error::Result;
-use crate::page::{Page, Paged};
+use crate::page::{KeyKind, KeyPart, Page, Paged};
+
+/// The name of the subject listing in page tokens, and its key.
+const LISTING: &str = "subjects";
+const KEY: &[KeyKind] = &[KeyKind::Text];
 
 /// Drops superseded snapshot rows once they outnumber the live ones (at open, before any
 /// write: it rewrites the table).
@@ -60,7 +66,7 @@ pub(super) fn load(conn: &Connection) -> Result<(SnapshotMemory, i64)> {
     let mut stmt = conn
         .prepare(
             "SELECT sid, subject_id, bus_partition, score, tier, last_time, last_event_id, \
-             applied_events, config_version, rules, updated_at, dedup FROM store.snapshots \
+             applied_events, config_version, rules, updated_at, region, dedup FROM store.snapshots \
              QUALIFY row_number() OVER (PARTITION BY subject_id ORDER BY sid DESC) = 1",
         )
         .ctx("loading snapshots")?;
@@ -69,51 +75,61 @@ pub(super) fn load(conn: &Connection) -> Result<(SnapshotMemory, i64)> {
     // One `Arc` per tier name, as the engine shares them.
     let mut tiers: FxHashMap<String, Arc<str>> = FxHashMap::default();
     while let Some(row) = rows.next().ctx("loading snapshots")? {
-        let tier: String = row.get(4).ctx("reading a snapshot")?;
+        let what = "reading a snapshot";
+        let tier: String = row.get(4).ctx(what)?;
         let tier = tiers
             .entry(tier)
             .or_insert_with_key(|t| Arc::from(t.as_str()))
             .clone();
-        let rules: String = row.get(9).ctx("reading a snapshot")?;
+        let rules: String = row.get(9).ctx(what)?;
         // NULL in rows written before the window was stored: an empty window.
-        let dedup: Option<String> = row.get(11).ctx("reading a snapshot")?;
+        let dedup: Option<String> = row.get(12).ctx(what)?;
         let dedup = match dedup {
             Some(text) => from_json::<DedupWindow>(&text, "snapshot dedup window")?,
             None => DedupWindow::default(),
         };
         let state = SubjectState {
-            subject_id: row.get(1).ctx("reading a snapshot")?,
-            score: row.get(3).ctx("reading a snapshot")?,
+            subject_id: row.get(1).ctx(what)?,
+            score: row.get(3).ctx(what)?,
             tier,
-            last_time: Timestamp::from_nanos(row.get(5).ctx("reading a snapshot")?),
-            last_event_id: row.get(6).ctx("reading a snapshot")?,
-            applied_events: row.get(7).ctx("reading a snapshot")?,
-            config_version: row.get(8).ctx("reading a snapshot")?,
+            last_time: Timestamp::from_nanos(row.get(5).ctx(what)?),
+            last_event_id: row.get(6).ctx(what)?,
+            applied_events: row.get(7).ctx(what)?,
+            config_version: row.get(8).ctx(what)?,
             dedup,
             rules: from_json::<Vec<RuleHistory>>(&rules, "snapshot rule histories")?,
         };
         out.order.insert(state.subject_id.clone());
         out.by_id.insert(
             state.subject_id.clone(),
-            SnapshotEntry {
-                partition: row.get(2).ctx("reading a snapshot")?,
-                snapshot: StoredSnapshot {
-                    state,
-                    updated_at: Timestamp::from_nanos(row.get(10).ctx("reading a snapshot")?),
-                },
+            StoredSnapshot {
+                state,
+                region: row
+                    .get::<_, Option<String>>(11)
+                    .ctx(what)?
+                    .unwrap_or_default(),
+                updated_at: Timestamp::from_nanos(row.get(10).ctx(what)?),
             },
         );
     }
     Ok((out, next_sid))
 }
 
-/// The committed offset of every partition that has one.
-pub(super) fn load_offsets(conn: &Connection) -> Result<FxHashMap<u32, u64>> {
+/// The epoch and committed offset of every partition that has them.
+pub(super) fn load_offsets(conn: &Connection) -> Result<FxHashMap<u32, Claim>> {
     let mut stmt = conn
-        .prepare("SELECT bus_partition, next_offset FROM store.offsets")
+        .prepare("SELECT bus_partition, next_offset, coalesce(epoch, 0) FROM store.offsets")
         .ctx("loading offsets")?;
     let rows = stmt
-        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .query_map([], |row| {
+            Ok((
+                row.get(0)?,
+                Claim {
+                    next_offset: row.get(1)?,
+                    epoch: row.get(2)?,
+                },
+            ))
+        })
         .ctx("loading offsets")?;
     rows.collect::<Result<_, _>>().ctx("loading offsets")
 }
@@ -127,17 +143,17 @@ pub(super) struct SnapshotPlan {
 }
 
 /// Plans a snapshot commit; `next_sid` is the next free row key.
-pub(super) fn plan(states: &[SubjectState], next_sid: i64) -> SnapshotPlan {
+pub(super) fn plan(states: &[ChangedState], next_sid: i64) -> SnapshotPlan {
     let mut last: FxHashMap<&str, usize> = FxHashMap::default();
     for (i, s) in states.iter().enumerate() {
-        last.insert(s.subject_id.as_str(), i);
+        last.insert(s.state.subject_id.as_str(), i);
     }
     let mut next_sid = next_sid;
     let sids = states
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            (last.get(s.subject_id.as_str()) == Some(&i)).then(|| {
+            (last.get(s.state.subject_id.as_str()) == Some(&i)).then(|| {
                 next_sid += 1;
                 next_sid - 1
             })
@@ -146,22 +162,21 @@ pub(super) fn plan(states: &[SubjectState], next_sid: i64) -> SnapshotPlan {
     SnapshotPlan { sids, next_sid }
 }
 
-/// Writes planned snapshots and the partition's committed offset inside the caller's
-/// transaction.
+/// Writes planned snapshots and the partition's position inside the caller's transaction.
 pub(super) fn write_in(
     conn: &Connection,
     plan: &SnapshotPlan,
-    states: &[SubjectState],
+    states: &[ChangedState],
     partition: u32,
-    next_offset: u64,
+    position: Claim,
     at: Timestamp,
 ) -> Result<()> {
-    let kept: Vec<(&SubjectState, i64)> = states
+    let kept: Vec<(&ChangedState, i64)> = states
         .iter()
         .zip(&plan.sids)
         .filter_map(|(s, sid)| sid.map(|sid| (s, sid)))
         .collect();
-    let k = || kept.iter().map(|(s, _)| *s);
+    let k = || kept.iter().map(|(s, _)| &s.state);
     let rules = k()
         .map(|s| to_json(&s.rules, "rule histories"))
         .collect::<Result<Vec<_>>>()?;
@@ -183,101 +198,129 @@ pub(super) fn write_in(
         ("config_version", col::u32s(k().map(|s| s.config_version))),
         ("rules", col::text(rules.iter().map(String::as_str))),
         ("updated_at", col::i64s(k().map(|_| at.nanos()))),
+        (
+            "region",
+            col::text(kept.iter().map(|(s, _)| s.region.as_str())),
+        ),
         ("dedup", col::text(dedup.iter().map(String::as_str))),
     ];
     col::append(conn, "store", "snapshots", columns, "appending snapshots")?;
+    write_position(conn, partition, position)
+}
+
+/// Replaces the stored position of a partition inside the caller's transaction.
+fn write_position(conn: &Connection, partition: u32, position: Claim) -> Result<()> {
     conn.execute(
         "DELETE FROM store.offsets WHERE bus_partition = ?",
         params![partition],
     )
     .ctx("moving the committed offset")?;
     conn.execute(
-        "INSERT INTO store.offsets VALUES (?, ?)",
-        params![partition, next_offset],
+        "INSERT INTO store.offsets VALUES (?, ?, ?)",
+        params![partition, position.next_offset, position.epoch],
     )
     .ctx("moving the committed offset")?;
     Ok(())
 }
 
 impl Duck {
+    /// The stored position of a partition (epoch 0, offset 0 before any claim or commit).
+    /// Under the writer lock this is what the table holds: memory follows every commit
+    /// while the writer is held.
+    pub(super) fn stored_position(&self, partition: u32) -> Claim {
+        self.offsets
+            .read()
+            .get(&partition)
+            .copied()
+            .unwrap_or_default()
+    }
+
     /// After the commit: memory answers what was written.
     pub(super) fn remember_snapshots(
         &self,
-        mut states: Vec<SubjectState>,
+        mut states: Vec<ChangedState>,
         plan: SnapshotPlan,
         partition: u32,
-        next_offset: u64,
+        position: Claim,
         at: Timestamp,
     ) {
         let mut memory = self.snapshots.write();
-        for (state, sid) in states.drain(..).zip(plan.sids) {
+        for (changed, sid) in states.drain(..).zip(plan.sids) {
             if sid.is_none() {
                 continue;
             }
+            let ChangedState { state, region } = changed;
             if !memory.by_id.contains_key(&state.subject_id) {
                 memory.order.insert(state.subject_id.clone());
             }
             memory.by_id.insert(
                 state.subject_id.clone(),
-                SnapshotEntry {
-                    partition,
-                    snapshot: StoredSnapshot {
-                        state,
-                        updated_at: at,
-                    },
+                StoredSnapshot {
+                    state,
+                    region,
+                    updated_at: at,
                 },
             );
         }
         drop(memory);
-        self.offsets.write().insert(partition, next_offset);
+        self.offsets.write().insert(partition, position);
     }
 }
 
 #[async_trait]
 impl Snapshots for Duck {
+    async fn claim(&self, partition: u32) -> Result<Claim> {
+        self.write(|w| {
+            let stored = self.stored_position(partition);
+            let claim = Claim {
+                epoch: stored.epoch + 1,
+                next_offset: stored.next_offset,
+            };
+            in_transaction(&w.conn, "claiming a partition", |conn| {
+                write_position(conn, partition, claim)
+            })?;
+            self.offsets.write().insert(partition, claim);
+            Ok(claim)
+        })
+    }
+
+    async fn position(&self, partition: u32) -> Result<Claim> {
+        Ok(self.stored_position(partition))
+    }
+
     async fn commit(
         &self,
         partition: u32,
+        expected: Claim,
         next_offset: u64,
-        states: Vec<SubjectState>,
+        states: Vec<ChangedState>,
         at: Timestamp,
     ) -> Result<()> {
         self.write(|w| {
+            check_fence(partition, self.stored_position(partition), expected)?;
+            let position = Claim {
+                epoch: expected.epoch,
+                next_offset,
+            };
             let plan = plan(&states, w.next_sid);
             in_transaction(&w.conn, "committing snapshots", |conn| {
-                write_in(conn, &plan, &states, partition, next_offset, at)
+                write_in(conn, &plan, &states, partition, position, at)
             })?;
             w.next_sid = plan.next_sid;
-            self.remember_snapshots(states, plan, partition, next_offset, at);
+            self.remember_snapshots(states, plan, partition, position, at);
             Ok(())
         })
     }
 
     async fn committed_offset(&self, partition: u32) -> Result<u64> {
-        Ok(self
-            .offsets
-            .read()
-            .get(&partition)
-            .copied()
-            .unwrap_or_default())
-    }
-
-    async fn load_partition(&self, partition: u32) -> Result<Vec<SubjectState>> {
-        Ok(self
-            .snapshots
-            .read()
-            .by_id
-            .values()
-            .filter(|e| e.partition == partition)
-            .map(|e| e.snapshot.state.clone())
-            .collect())
+        Ok(self.stored_position(partition).next_offset)
     }
 
     async fn get_snapshots(&self, subject_ids: &[String]) -> Result<Vec<Option<StoredSnapshot>>> {
         let memory = self.snapshots.read();
         Ok(subject_ids
             .iter()
-            .map(|id| memory.by_id.get(id).map(|e| e.snapshot.clone()))
+            .map(|id| memory.by_id.get(id).cloned())
             .collect())
     }
 
@@ -285,41 +328,37 @@ impl Snapshots for Duck {
         &self,
         filter: &SubjectFilter,
         page: &Page,
-    ) -> Result<Paged<(StoredSnapshot, Option<pb::Profile>)>> {
-        let start = page.offset()?;
+    ) -> Result<Paged<StoredSnapshot>> {
+        let start = match page.after(LISTING, KEY)?.as_deref() {
+            Some([KeyPart::Text(last)]) => Bound::Excluded(last.clone()),
+            _ => Bound::Unbounded,
+        };
         let snapshots = self.snapshots.read();
-        let profiles = self.profiles.read();
         let items = snapshots
             .order
-            .iter()
+            .range((start, Bound::Unbounded))
             .filter_map(|id| snapshots.by_id.get(id))
-            .map(|e| (&e.snapshot, profiles.get(&e.snapshot.state.subject_id)))
-            .filter(|(s, p)| {
+            .filter(|s| {
                 let state = &s.state;
-                (filter.region.is_empty() || p.is_some_and(|p| p.region == filter.region))
+                (filter.region.is_empty() || s.region == filter.region)
                     && (filter.tier.is_empty() || *state.tier == *filter.tier)
                     && filter.min_score.is_none_or(|min| state.score >= min)
                     && filter.max_score.is_none_or(|max| state.score <= max)
             })
-            .skip(start)
             .take(page.limit() + 1)
-            .map(|(s, p)| (s.clone(), p.cloned()))
+            .cloned()
             .collect();
-        page.paged(items)
+        Ok(page.paged(LISTING, items, |s| {
+            vec![KeyPart::Text(s.state.subject_id.clone())]
+        }))
     }
 
     async fn tier_counts(&self, region: &str) -> Result<Vec<(String, u64)>> {
         let snapshots = self.snapshots.read();
-        let profiles = self.profiles.read();
         let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
-        for e in snapshots.by_id.values() {
-            let state = &e.snapshot.state;
-            if region.is_empty()
-                || profiles
-                    .get(&state.subject_id)
-                    .is_some_and(|p| p.region == region)
-            {
-                *counts.entry(&state.tier).or_default() += 1;
+        for s in snapshots.by_id.values() {
+            if region.is_empty() || s.region == region {
+                *counts.entry(&s.state.tier).or_default() += 1;
             }
         }
         Ok(counts

@@ -1,18 +1,22 @@
-//! A `WHERE` clause built from optional filters, with its parameters.
+//! A `WHERE` clause built from optional filters and a keyset cursor, with its parameters.
+
+use std::fmt::Write as _;
 
 use duckdb::types::Value;
+
+use crate::page::KeyPart;
 
 /// Conditions joined with AND, and the values of their `?` placeholders in order.
 #[derive(Default)]
 pub(super) struct Where {
-    clauses: Vec<&'static str>,
+    clauses: Vec<String>,
     params: Vec<Value>,
 }
 
 impl Where {
     /// Adds a condition with one placeholder.
     pub(super) fn add(&mut self, clause: &'static str, value: impl Into<Value>) {
-        self.clauses.push(clause);
+        self.clauses.push(clause.to_owned());
         self.params.push(value.into());
     }
 
@@ -30,6 +34,28 @@ impl Where {
         }
     }
 
+    /// Adds "the key `columns` sorts after `after`" in lexicographic order, spelled out as
+    /// `a > ? OR (a = ? AND (b > ? OR ...))` so that it needs no row-value comparison.
+    pub(super) fn after(&mut self, columns: &[&str], after: Vec<KeyPart>) {
+        let values: Vec<Value> = after.into_iter().map(value).collect();
+        let mut clause = String::new();
+        let mut params = Vec::new();
+        let last = columns.len().saturating_sub(1);
+        for (i, (column, v)) in columns.iter().zip(values).enumerate() {
+            if i == last {
+                let _ = write!(clause, "{column} > ?");
+                params.push(v);
+            } else {
+                let _ = write!(clause, "({column} > ? OR ({column} = ? AND (");
+                params.push(v.clone());
+                params.push(v);
+            }
+        }
+        clause.push_str(&")))".repeat(last));
+        self.clauses.push(clause);
+        self.params.extend(params);
+    }
+
     /// The SQL text: empty, or ` WHERE a AND b`.
     pub(super) fn sql(&self) -> String {
         if self.clauses.is_empty() {
@@ -39,10 +65,18 @@ impl Where {
         }
     }
 
-    /// The parameters followed by `extra` (for LIMIT and OFFSET).
-    pub(super) fn params(&self, extra: &[i64]) -> Vec<Value> {
-        let mut out = self.params.clone();
-        out.extend(extra.iter().map(|v| Value::BigInt(*v)));
+    /// The parameters, after `leading` (placeholders that come before the WHERE clause).
+    pub(super) fn params(&self, leading: &[Value]) -> Vec<Value> {
+        let mut out = leading.to_vec();
+        out.extend(self.params.iter().cloned());
         out
+    }
+}
+
+fn value(part: KeyPart) -> Value {
+    match part {
+        KeyPart::I64(v) => Value::BigInt(v),
+        KeyPart::U64(v) => Value::UBigInt(v),
+        KeyPart::Text(t) => Value::Text(t),
     }
 }
