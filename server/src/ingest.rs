@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use credence_proto::v1 as pb;
+use credence_proto::{partition_of, v1 as pb};
 use credence_scorer::{Timestamp, event_digest};
 use credence_storage::{BusRecord, Stores};
 use parking_lot::Mutex;
@@ -25,17 +25,6 @@ use crate::status;
 
 /// Longest event id, subject id or event type accepted, in bytes (the contract's limit).
 const MAX_ID_BYTES: usize = 128;
-
-/// The partition of a subject: stable across restarts and versions.
-pub fn partition_of(subject_id: &str, partitions: u32) -> u32 {
-    let hash = xxhash_rust::xxh3::xxh3_64(subject_id.as_bytes());
-    #[allow(
-        clippy::cast_possible_truncation,
-        reason = "the remainder is below a u32"
-    )]
-    let p = (hash % u64::from(partitions)) as u32;
-    p
-}
 
 /// Per partition, the first bus offset the pipeline has not committed yet.
 pub struct Progress {
@@ -178,6 +167,8 @@ impl Ingest {
         };
         let mut records = Vec::with_capacity(events.len());
         let mut digests = Vec::with_capacity(events.len());
+        // Per record, the index of its event's result.
+        let mut slots = Vec::with_capacity(events.len());
         {
             let mut seen = self.seen.lock();
             for (i, (event, verdict)) in events.iter_mut().zip(verdicts).enumerate() {
@@ -189,6 +180,7 @@ impl Ingest {
                     let digest = event_digest(&event.event_id);
                     if seen.insert(digest) {
                         digests.push(digest);
+                        slots.push(i);
                         event.received_at = Some(received_at);
                         records.push(BusRecord {
                             partition: partition_of(&event.subject_id, partitions),
@@ -215,13 +207,20 @@ impl Ingest {
                 });
             }
         }
-        if let Err(e) = self.stores.bus.append(records).await {
-            // Nothing of this batch was acknowledged: forget its ids so a retry is accepted.
-            let mut seen = self.seen.lock();
-            for d in &digests {
-                seen.remove(d);
+        let appended = match self.stores.bus.append(records).await {
+            Ok(appended) => appended,
+            Err(e) => {
+                // Nothing of this batch was acknowledged: forget its ids so a retry is accepted.
+                let mut seen = self.seen.lock();
+                for d in &digests {
+                    seen.remove(d);
+                }
+                return Err(status::storage(e));
             }
-            return Err(status::storage(e));
+        };
+        for refused in settle(&mut outcome, appended, &slots) {
+            // Not stored: forget its id so a retry is accepted.
+            self.seen.lock().remove(&digests[refused]);
         }
         let m = &Metrics::global().events_received;
         m.with_label_values(&["accepted"])
@@ -343,6 +342,28 @@ impl Ingest {
     }
 }
 
+/// Applies the bus's answer per record (`slots[r]` is the result index of record `r`'s event):
+/// an event whose record the bus refused (Kafka answers per record) was not stored, and its
+/// result says so; the others stand. Returns the indexes of the refused records.
+fn settle(
+    outcome: &mut BatchOutcome,
+    appended: Vec<credence_storage::Result<u64>>,
+    slots: &[usize],
+) -> Vec<usize> {
+    let mut refused = Vec::new();
+    for (record, (result, &slot)) in appended.into_iter().zip(slots).enumerate() {
+        if let Err(e) = result {
+            let r = &mut outcome.results[slot];
+            r.outcome = pb::EventOutcome::Rejected.into();
+            r.reason = format!("not stored: {e}; retry this event");
+            outcome.accepted -= 1;
+            outcome.rejected += 1;
+            refused.push(record);
+        }
+    }
+    refused
+}
+
 /// The `event_id` of an encoded event. Ingestion encodes it first (prost writes fields in
 /// number order), so it is read from the front without decoding the payload; any other
 /// layout falls back to a full decode.
@@ -395,13 +416,50 @@ mod tests {
     }
 
     #[test]
-    fn partitions_are_stable_and_spread() {
-        assert_eq!(partition_of("subject-1", 4), partition_of("subject-1", 4));
-        let mut counts = [0u32; 4];
-        for i in 0..4_000 {
-            counts[partition_of(&format!("s{i}"), 4) as usize] += 1;
-        }
-        assert!(counts.iter().all(|&c| c > 800), "{counts:?}");
+    fn a_record_the_bus_refuses_rejects_its_event_and_the_others_stand() {
+        let accepted = |index| pb::EventResult {
+            index,
+            event_id: format!("e{index}"),
+            outcome: pb::EventOutcome::Accepted.into(),
+            reason: String::new(),
+        };
+        let mut outcome = BatchOutcome {
+            accepted: 3,
+            rejected: 1,
+            results: vec![
+                accepted(0),
+                pb::EventResult {
+                    outcome: pb::EventOutcome::Rejected.into(),
+                    reason: "subject_id: is required".into(),
+                    ..accepted(1)
+                },
+                accepted(2),
+                accepted(3),
+            ],
+            ..BatchOutcome::default()
+        };
+        let appended = vec![
+            Ok(7),
+            Err(credence_storage::StorageError::Unavailable(
+                "broker down".into(),
+            )),
+            Ok(8),
+        ];
+        assert_eq!(settle(&mut outcome, appended, &[0, 2, 3]), [1]);
+        assert_eq!((outcome.accepted, outcome.rejected), (2, 2));
+        let kinds: Vec<_> = outcome
+            .results
+            .iter()
+            .map(pb::EventResult::outcome)
+            .collect();
+        let (stored, refused) = (pb::EventOutcome::Accepted, pb::EventOutcome::Rejected);
+        assert_eq!(kinds, [stored, refused, refused, stored]);
+        assert!(
+            outcome.results[2].reason.contains("not stored")
+                && outcome.results[2].reason.contains("broker down"),
+            "{}",
+            outcome.results[2].reason
+        );
     }
 
     #[test]

@@ -158,6 +158,10 @@ pub async fn bus_appends_and_reads_in_order(stores: Stores) {
         ])
         .await
         .expect("append");
+    let offsets: Vec<u64> = offsets
+        .into_iter()
+        .map(|o| o.expect("every record appended"))
+        .collect();
     assert_eq!(offsets, vec![before, before + 1]);
     assert_eq!(*bus.end(0).borrow(), before + 2);
     let read = bus.read(0, before, 10).await.expect("read");
@@ -171,6 +175,26 @@ pub async fn bus_appends_and_reads_in_order(stores: Stores) {
             .expect("read at end")
             .is_empty()
     );
+}
+
+/// A sole consumer is assigned every partition, each once, before anything is revoked; a
+/// healthy bus says it serves.
+pub async fn bus_assigns_every_partition_to_a_sole_consumer(stores: Stores) {
+    use crate::{BusHealth, Rebalance};
+    let bus = &stores.bus;
+    assert_eq!(*bus.health().borrow(), BusHealth::Serving);
+    let mut rebalances = bus.rebalances().expect("rebalances");
+    let mut assigned = Vec::new();
+    while assigned.len() < bus.partitions() as usize {
+        match rebalances.recv().await.expect("the stream stays open") {
+            Rebalance::Assigned(partitions) => assigned.extend(partitions),
+            Rebalance::Revoked { partitions, .. } => {
+                panic!("{partitions:?} revoked from a sole consumer")
+            }
+        }
+    }
+    assigned.sort_unstable();
+    assert_eq!(assigned, (0..bus.partitions()).collect::<Vec<_>>());
 }
 
 /// Profiles are created, then replaced as a whole; unknown subjects read as `None`.
@@ -1386,6 +1410,7 @@ macro_rules! conformance_tests {
     ($open:expr) => {
         $crate::conformance_tests!(@each $open;
             bus_appends_and_reads_in_order,
+            bus_assigns_every_partition_to_a_sole_consumer,
             profiles_create_replace_and_get,
             rules_and_configs_are_versioned,
             snapshots_commit_and_restore_exactly,
