@@ -28,6 +28,28 @@ pub const SERVICE_NAMES: [&str; 4] = [
     "credence.v1.GraphService",
 ];
 
+/// The bus partition of a subject: the XXH3-64 of its id's UTF-8 bytes modulo `partitions`.
+///
+/// Every producer uses this one function: the server's ingestion, the Kafka producer, and
+/// the SDKs when they write straight to the bus. Events of one subject must land in one
+/// partition (the pipeline scores a subject's events in bus order), so the function is part
+/// of the contract: it never changes, and its results are pinned by a test. XXH3 is a fixed
+/// algorithm with implementations in every language the SDKs are written in.
+///
+/// # Panics
+/// Never for `partitions >= 1`; `partitions == 0` divides by zero (a bus has at least one
+/// partition).
+#[must_use]
+pub fn partition_of(subject_id: &str, partitions: u32) -> u32 {
+    let hash = xxhash_rust::xxh3::xxh3_64(subject_id.as_bytes());
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "the remainder is below a u32"
+    )]
+    let p = (hash % u64::from(partitions)) as u32;
+    p
+}
+
 #[cfg(test)]
 mod tests {
     use prost::Message as _;
@@ -114,5 +136,35 @@ mod tests {
         };
         let bytes = event.encode_to_vec();
         assert_eq!(v1::Event::decode(bytes.as_slice()).expect("decodes"), event);
+    }
+
+    /// The partitioner is a published contract: producers outside this repository compute
+    /// it too, so its results may never change. The values come from the Python `xxhash`
+    /// package (`xxh3_64_intdigest(id.encode()) % n`), an implementation independent of ours.
+    #[test]
+    fn the_partitioner_never_changes() {
+        for (subject, partitions, expected) in [
+            ("subject-1", 4, 3),
+            ("SUBJ-000001", 8, 5),
+            ("s0", 16, 6),
+            ("", 3, 1),
+            ("\u{e9}l\u{e8}ve-42", 12, 0),
+            ("SUBJ-000001", 1, 0),
+        ] {
+            assert_eq!(
+                partition_of(subject, partitions),
+                expected,
+                "{subject:?} over {partitions}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_partitioner_spreads_subjects() {
+        let mut counts = [0u32; 4];
+        for i in 0..4_000 {
+            counts[partition_of(&format!("s{i}"), 4) as usize] += 1;
+        }
+        assert!(counts.iter().all(|&c| c > 800), "{counts:?}");
     }
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use credence_proto::v1 as pb;
+use credence_proto::{partition_of, v1 as pb};
 use credence_scorer::{Timestamp, event_digest};
 use credence_storage::{BusRecord, StorageError, Stores};
 use parking_lot::Mutex;
@@ -28,17 +28,6 @@ use crate::metrics::Metrics;
 
 /// Longest event id, subject id or event type accepted, in bytes (the contract's limit).
 const MAX_ID_BYTES: usize = 128;
-
-/// The partition of a subject: stable across restarts and versions.
-pub fn partition_of(subject_id: &str, partitions: u32) -> u32 {
-    let hash = xxhash_rust::xxh3::xxh3_64(subject_id.as_bytes());
-    #[allow(
-        clippy::cast_possible_truncation,
-        reason = "the remainder is below a u32"
-    )]
-    let p = (hash % u64::from(partitions)) as u32;
-    p
-}
 
 /// Per partition, the first bus offset the pipeline has not committed yet.
 pub struct Progress {
@@ -204,6 +193,14 @@ impl Ingest {
                 }
             })
             .await;
+        // The slot of each record's event, in record order: the events `reserve` left
+        // undecided are the ones it made records of.
+        let slots: Vec<usize> = kinds
+            .iter()
+            .enumerate()
+            .filter_map(|(i, k)| k.is_none().then_some(i))
+            .collect();
+        let mut refused = Vec::new();
         if !records.is_empty() {
             // The append runs to its end in its own task, whatever becomes of this call. A
             // guard that released the reservations when this future is dropped would be
@@ -214,13 +211,18 @@ impl Ingest {
             let appended = tokio::spawn(async move {
                 let mut landing = landing;
                 let appended = bus.append(records).await;
-                landing.appended = appended.is_ok();
+                if let Ok(per_record) = &appended {
+                    landing.landed = per_record.iter().map(Result::is_ok).collect();
+                }
                 drop(landing);
                 appended
             })
             .await;
             match appended {
-                Ok(Ok(_)) => self.health.working(Component::Bus).await,
+                Ok(Ok(per_record)) => {
+                    self.health.working(Component::Bus).await;
+                    refused = per_record;
+                }
                 Ok(Err(e)) => {
                     if matches!(e, StorageError::Unavailable(_) | StorageError::Backend(_)) {
                         self.health
@@ -257,6 +259,9 @@ impl Ingest {
                 reason,
             });
         }
+        // The bus answers per record (Kafka does): an event whose record it refused was not
+        // stored, its reservation was released, and its result says to retry it.
+        mark_refused(&mut outcome, refused, &slots);
         let m = &Metrics::global().events_received;
         m.with_label_values(&["accepted"])
             .inc_by(u64::from(outcome.accepted));
@@ -294,13 +299,14 @@ impl Ingest {
                 if waits.is_empty() {
                     let (tx, rx) = watch::channel(None);
                     let mut records = Vec::new();
-                    let mut digests = FxHashSet::default();
+                    let mut digests = Vec::new();
+                    let mut in_batch = FxHashSet::default();
                     for (event, kind) in events.iter_mut().zip(kinds.iter_mut()) {
                         if kind.is_some() {
                             continue;
                         }
                         let digest = event_digest(&event.event_id);
-                        if dedup.recent.contains(digest) || !digests.insert(digest) {
+                        if dedup.recent.contains(digest) || !in_batch.insert(digest) {
                             *kind = Some((
                                 pb::EventOutcome::Duplicate,
                                 format!(
@@ -310,13 +316,14 @@ impl Ingest {
                             ));
                         } else {
                             dedup.in_flight.insert(digest, rx.clone());
+                            digests.push(digest);
                             records.push(record(event));
                         }
                     }
                     let landing = Landing {
                         dedup: Arc::clone(&self.dedup),
-                        digests: digests.into_iter().collect(),
-                        appended: false,
+                        digests,
+                        landed: Vec::new(),
                         outcome: tx,
                     };
                     return (records, landing);
@@ -530,19 +537,20 @@ impl RecentIds {
 }
 
 /// The duplicate state of a node: recent ids, and the ids of appends in flight with where
-/// to learn how each ended (`Some(true)`: appended).
+/// to learn when each ended (`Some(true)`: every record of that append landed).
 struct Dedup {
     recent: RecentIds,
     in_flight: FxHashMap<u128, watch::Receiver<Option<bool>>>,
 }
 
-/// The reservations of one append. Dropped (when the append ends, or if its task is torn
-/// down) it settles them: appended ids become recent ids, others are free again, and the
-/// calls waiting on them learn which.
+/// The reservations of one append, in record order. Dropped (when the append ends, or if
+/// its task is torn down) it settles them: ids whose record landed become recent ids, the
+/// others are free again, and the calls waiting on them look again.
 struct Landing {
     dedup: Arc<Mutex<Dedup>>,
     digests: Vec<u128>,
-    appended: bool,
+    /// Per record, whether the bus stored it (empty: none was).
+    landed: Vec<bool>,
     outcome: watch::Sender<Option<bool>>,
 }
 
@@ -550,14 +558,33 @@ impl Drop for Landing {
     fn drop(&mut self) {
         {
             let mut dedup = self.dedup.lock();
-            for d in &self.digests {
+            for (i, d) in self.digests.iter().enumerate() {
                 dedup.in_flight.remove(d);
-                if self.appended {
+                if self.landed.get(i).copied().unwrap_or(false) {
                     dedup.recent.insert(*d);
                 }
             }
         }
-        let _ = self.outcome.send(Some(self.appended));
+        let _ = self.outcome.send(Some(self.landed.iter().all(|&l| l)));
+    }
+}
+
+/// Applies the bus's answer per record (`slots[r]` is the result index of record `r`'s event):
+/// an event whose record the bus refused (Kafka answers per record) was not stored, and its
+/// result says so; the others stand.
+fn mark_refused(
+    outcome: &mut BatchOutcome,
+    appended: Vec<credence_storage::Result<u64>>,
+    slots: &[usize],
+) {
+    for (result, &slot) in appended.into_iter().zip(slots) {
+        if let Err(e) = result {
+            let r = &mut outcome.results[slot];
+            r.outcome = pb::EventOutcome::Rejected.into();
+            r.reason = format!("not stored: {e}; retry this event");
+            outcome.accepted -= 1;
+            outcome.rejected += 1;
+        }
     }
 }
 
@@ -662,7 +689,10 @@ mod tests {
         fn partitions(&self) -> u32 {
             self.inner.partitions()
         }
-        async fn append(&self, records: Vec<BusRecord>) -> credence_storage::Result<Vec<u64>> {
+        async fn append(
+            &self,
+            records: Vec<BusRecord>,
+        ) -> credence_storage::Result<Vec<credence_storage::Result<u64>>> {
             self.started.add_permits(1);
             self.gate.acquire().await.unwrap().forget();
             if self.fail.lock().pop_front().unwrap_or(false) {
@@ -680,6 +710,15 @@ mod tests {
         }
         fn end(&self, partition: u32) -> watch::Receiver<u64> {
             self.inner.end(partition)
+        }
+        fn rebalances(
+            &self,
+        ) -> credence_storage::Result<tokio::sync::mpsc::Receiver<credence_storage::Rebalance>>
+        {
+            self.inner.rebalances()
+        }
+        fn health(&self) -> watch::Receiver<credence_storage::BusHealth> {
+            self.inner.health()
         }
     }
 
@@ -905,13 +944,50 @@ mod tests {
     }
 
     #[test]
-    fn partitions_are_stable_and_spread() {
-        assert_eq!(partition_of("subject-1", 4), partition_of("subject-1", 4));
-        let mut counts = [0u32; 4];
-        for i in 0..4_000 {
-            counts[partition_of(&format!("s{i}"), 4) as usize] += 1;
-        }
-        assert!(counts.iter().all(|&c| c > 800), "{counts:?}");
+    fn a_record_the_bus_refuses_rejects_its_event_and_the_others_stand() {
+        let accepted = |index| pb::EventResult {
+            index,
+            event_id: format!("e{index}"),
+            outcome: pb::EventOutcome::Accepted.into(),
+            reason: String::new(),
+        };
+        let mut outcome = BatchOutcome {
+            accepted: 3,
+            rejected: 1,
+            results: vec![
+                accepted(0),
+                pb::EventResult {
+                    outcome: pb::EventOutcome::Rejected.into(),
+                    reason: "subject_id: is required".into(),
+                    ..accepted(1)
+                },
+                accepted(2),
+                accepted(3),
+            ],
+            ..BatchOutcome::default()
+        };
+        let appended = vec![
+            Ok(7),
+            Err(credence_storage::StorageError::Unavailable(
+                "broker down".into(),
+            )),
+            Ok(8),
+        ];
+        mark_refused(&mut outcome, appended, &[0, 2, 3]);
+        assert_eq!((outcome.accepted, outcome.rejected), (2, 2));
+        let kinds: Vec<_> = outcome
+            .results
+            .iter()
+            .map(pb::EventResult::outcome)
+            .collect();
+        let (stored, refused) = (pb::EventOutcome::Accepted, pb::EventOutcome::Rejected);
+        assert_eq!(kinds, [stored, refused, refused, stored]);
+        assert!(
+            outcome.results[2].reason.contains("not stored")
+                && outcome.results[2].reason.contains("broker down"),
+            "{}",
+            outcome.results[2].reason
+        );
     }
 
     #[test]

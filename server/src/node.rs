@@ -10,12 +10,13 @@ use credence_proto::v1::query_service_server::QueryServiceServer;
 use credence_proto::v1::scoring_service_server::ScoringServiceServer;
 use credence_scorer::RuleFile;
 use credence_storage::embedded::{Embedded, EmbeddedOptions};
+use credence_storage::{BusHealth, Stores};
 use tokio::sync::{broadcast, watch};
 use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::catalog::Catalog;
 use crate::config::Config;
-use crate::health::Health;
+use crate::health::{Component, Health};
 use crate::ingest::{Ingest, Progress};
 use crate::metrics::{self, RpcTimer};
 use crate::pipeline::{self, Shared};
@@ -51,6 +52,7 @@ pub async fn run(
         )
     })?;
     let stores = embedded.stores();
+    check_committed_offsets(&stores).await?;
     let catalog = Arc::new(Catalog::open(stores.clone(), seed).await?);
     let progress = Arc::new(Progress::new(stores.bus.partitions()));
     let (reporter, health_service) = tonic_health::server::health_reporter();
@@ -74,7 +76,7 @@ pub async fn run(
             alerts: alerts.clone(),
             config: config.pipeline.clone(),
             graph: config.graph.clone(),
-            health,
+            health: Arc::clone(&health),
         }),
         &shutdown_rx,
     );
@@ -92,6 +94,7 @@ pub async fn run(
         None => None,
     };
 
+    let bus_health = stores.bus.health();
     let max_message = config.ingest.max_message_bytes;
     let node = Arc::new(Node {
         stores,
@@ -108,6 +111,10 @@ pub async fn run(
         .register_encoded_file_descriptor_set(credence_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
+    tokio::spawn(not_serving_when_the_bus_fails(
+        bus_health,
+        Arc::clone(&health),
+    ));
 
     let server = tonic::transport::Server::builder()
         .layer(RpcTimer)
@@ -147,6 +154,45 @@ pub async fn run(
     Ok(())
 }
 
+/// Refuses to start when the pipeline's committed offset of a partition lies past the bus's
+/// end: records it scored are gone from the bus, and new events would get offsets already
+/// committed, which the pipeline would never score.
+async fn check_committed_offsets(stores: &Stores) -> anyhow::Result<()> {
+    for p in 0..stores.bus.partitions() {
+        let committed = stores.snapshots.committed_offset(p).await?;
+        let end = *stores.bus.end(p).borrow();
+        if committed > end {
+            anyhow::bail!(
+                "bus partition {p} ends at offset {end}, but the pipeline committed it up to \
+                 offset {committed}: records it scored are missing from the bus (a bus file \
+                 cut, replaced, or restored from an older backup than the database). New \
+                 events would get offsets already committed and never be scored, so the node \
+                 does not start. Restore the bus and the database from the same backup, or \
+                 start from an empty data directory"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Reports the bus failing once it stops taking events for good (it could not undo a failed
+/// write); appends then fail UNAVAILABLE with the reason.
+async fn not_serving_when_the_bus_fails(mut bus: watch::Receiver<BusHealth>, health: Arc<Health>) {
+    loop {
+        let state = bus.borrow_and_update().clone();
+        if let BusHealth::Failed(reason) = state {
+            tracing::error!(%reason, "the bus has failed for good");
+            health
+                .failing(Component::Bus, format!("the bus has stopped: {reason}"))
+                .await;
+            return;
+        }
+        if bus.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 /// Resolves on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
@@ -166,5 +212,63 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = ctrl_c.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use credence_storage::{BusRecord, PartitionCommit};
+
+    use super::*;
+
+    fn open(dir: &std::path::Path) -> Embedded {
+        let mut options = EmbeddedOptions::new(dir);
+        options.partitions = 2;
+        options.sync = false;
+        options.memory_limit = "512MB".into();
+        Embedded::open(&options).unwrap()
+    }
+
+    /// A bus file replaced by an empty one (what the bus's damage message offers) while the
+    /// database had committed records of it: the node must not start.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_committed_offset_past_the_end_of_its_partition_refuses_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let stores = open(dir.path()).stores();
+            let records = (0..3)
+                .map(|i| BusRecord {
+                    partition: 1,
+                    payload: vec![i],
+                })
+                .collect();
+            stores.bus.append(records).await.unwrap();
+            stores
+                .committer
+                .commit(
+                    vec![PartitionCommit {
+                        partition: 1,
+                        next_offset: 3,
+                        ..PartitionCommit::default()
+                    }],
+                    credence_scorer::Timestamp::from_nanos(0),
+                )
+                .await
+                .unwrap();
+            check_committed_offsets(&stores).await.unwrap();
+        }
+        std::fs::write(dir.path().join("bus").join("p001.log"), b"").unwrap();
+        let stores = open(dir.path()).stores();
+        let err = check_committed_offsets(&stores)
+            .await
+            .unwrap_err()
+            .to_string();
+        for part in [
+            "bus partition 1 ends at offset 0",
+            "committed it up to offset 3",
+            "Restore the bus and the database from the same backup",
+        ] {
+            assert!(err.contains(part), "{part:?} missing from {err}");
+        }
     }
 }

@@ -837,7 +837,7 @@ mod tests {
             ..pb::Event::default()
         };
         BusRecord {
-            partition: crate::ingest::partition_of(&subject, partitions),
+            partition: credence_proto::partition_of(&subject, partitions),
             payload: event.encode_to_vec(),
         }
     }

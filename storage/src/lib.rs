@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 pub use analytics::{Analytics, AnalyticsResult, QueryLimits};
 pub use archive::{Archive, ArchivedEvent, EventFilter};
-pub use bus::{Bus, BusRecord};
+pub use bus::{Bus, BusHealth, BusRecord, Rebalance};
 pub use commit::{Committer, DeadLetter, PartitionCommit, Sequential, check_distinct};
 pub use documents::{
     ChangedState, Claim, Profiles, Rules, Snapshots, StoredSnapshot, SubjectFilter, check_fence,

@@ -318,7 +318,10 @@ macro_rules! conformance_checks {
 #[macro_export]
 macro_rules! bus_conformance_tests {
     ($open:expr) => {
-        $crate::conformance_checks!($open; bus_appends_and_reads_in_order);
+        $crate::conformance_checks!($open;
+            bus_appends_and_reads_in_order,
+            bus_assigns_every_partition_to_a_sole_consumer,
+        );
     };
 }
 
