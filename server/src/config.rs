@@ -21,6 +21,8 @@ pub struct Config {
     pub ingest: IngestSection,
     /// The scoring pipeline.
     pub pipeline: PipelineSection,
+    /// How the pipeline writes to the stores.
+    pub storage: StorageSection,
     /// `RunAnalytics` limits.
     pub analytics: AnalyticsSection,
     /// The social graph.
@@ -122,6 +124,63 @@ impl Default for PipelineSection {
             sync: true,
             state_cache_subjects: 1_000_000,
         }
+    }
+}
+
+/// `[storage]`
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSection {
+    /// Which committer writes the pipeline's micro-batches.
+    pub committer: CommitterKind,
+}
+
+/// `storage.committer`: how a scored micro-batch reaches the stores.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum CommitterKind {
+    /// Every ready batch in one transaction of the backend (the embedded backend's own).
+    #[default]
+    Transactional,
+    /// Role by role through the role traits, fenced: archive, dead letters, series, then the
+    /// snapshots with the offset. How cluster backends without cross-store transactions
+    /// write; the embedded backend offers it so that path is tested.
+    RoleByRole,
+}
+
+impl CommitterKind {
+    const TRANSACTIONAL: &'static str = "transactional";
+    const ROLE_BY_ROLE: &'static str = "role_by_role";
+}
+
+impl TryFrom<String> for CommitterKind {
+    type Error = String;
+
+    // The message names the key: the deserializer's error alone does not say where the
+    // value sat.
+    fn try_from(value: String) -> Result<Self, String> {
+        match value.as_str() {
+            Self::TRANSACTIONAL => Ok(Self::Transactional),
+            Self::ROLE_BY_ROLE => Ok(Self::RoleByRole),
+            other => {
+                let shown: String = other.chars().take(32).collect();
+                Err(format!(
+                    "storage.committer must be {:?} or {:?}, not {shown:?}",
+                    Self::TRANSACTIONAL,
+                    Self::ROLE_BY_ROLE
+                ))
+            }
+        }
+    }
+}
+
+impl From<CommitterKind> for String {
+    fn from(kind: CommitterKind) -> Self {
+        match kind {
+            CommitterKind::Transactional => CommitterKind::TRANSACTIONAL,
+            CommitterKind::RoleByRole => CommitterKind::ROLE_BY_ROLE,
+        }
+        .to_owned()
     }
 }
 
@@ -388,5 +447,37 @@ mod tests {
         let err =
             Config::load(None, vars(&[("CREDENCE__ANALYTICS__MAX_TIMEOUT", "soon")])).unwrap_err();
         assert!(format!("{err:#}").contains("not a duration"), "{err:#}");
+    }
+
+    #[test]
+    fn the_committer_is_chosen_by_name_and_a_wrong_name_is_refused_naming_the_key() {
+        assert_eq!(
+            Config::default().storage.committer,
+            CommitterKind::Transactional
+        );
+        let config = Config::load(
+            None,
+            vars(&[("CREDENCE__STORAGE__COMMITTER", "role_by_role")]),
+        )
+        .unwrap();
+        assert_eq!(config.storage.committer, CommitterKind::RoleByRole);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[storage]\ncommitter = \"transactional\"\n").unwrap();
+        let config = Config::load(Some(&path), Vec::new()).unwrap();
+        assert_eq!(config.storage.committer, CommitterKind::Transactional);
+        for wrong in ["sequential", "Role_By_Role", ""] {
+            let err =
+                Config::load(None, vars(&[("CREDENCE__STORAGE__COMMITTER", wrong)])).unwrap_err();
+            let err = format!("{err:#}");
+            assert!(
+                err.contains("storage.committer must be \"transactional\" or \"role_by_role\""),
+                "{err}"
+            );
+        }
+        // A long value is quoted only in part.
+        let long = "x".repeat(500);
+        let err = Config::load(None, vars(&[("CREDENCE__STORAGE__COMMITTER", &long)])).unwrap_err();
+        assert!(!format!("{err:#}").contains(&long), "{err:#}");
     }
 }

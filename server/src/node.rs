@@ -10,12 +10,12 @@ use credence_proto::v1::query_service_server::QueryServiceServer;
 use credence_proto::v1::scoring_service_server::ScoringServiceServer;
 use credence_scorer::RuleFile;
 use credence_storage::embedded::{Embedded, EmbeddedOptions};
-use credence_storage::{BusHealth, Stores};
+use credence_storage::{BusHealth, Sequential, Stores};
 use tokio::sync::{broadcast, watch};
 use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::catalog::Catalog;
-use crate::config::Config;
+use crate::config::{CommitterKind, Config};
 use crate::health::{Component, Health};
 use crate::ingest::{Ingest, Progress};
 use crate::metrics::{self, RpcTimer};
@@ -51,7 +51,13 @@ pub async fn run(
             config.node.data_dir.display()
         )
     })?;
-    let stores = embedded.stores();
+    let mut stores = embedded.stores();
+    if config.storage.committer == CommitterKind::RoleByRole {
+        // The role traits written one by one, as the cluster backends do, so that path runs
+        // (and is crash-tested) against real stores.
+        stores.committer = Arc::new(Sequential(stores.clone()));
+    }
+    tracing::info!(committer = %String::from(config.storage.committer), "pipeline committer");
     check_committed_offsets(&stores).await?;
     let catalog = Arc::new(Catalog::open(stores.clone(), seed).await?);
     let progress = Arc::new(Progress::new(stores.bus.partitions()));
