@@ -8,7 +8,7 @@
 //! engine's per-subject window and archived unapplied.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use credence_proto::{partition_of, v1 as pb};
@@ -29,16 +29,25 @@ use crate::metrics::Metrics;
 /// Longest event id, subject id or event type accepted, in bytes (the contract's limit).
 const MAX_ID_BYTES: usize = 128;
 
-/// Per partition, the first bus offset the pipeline has not committed yet.
+/// Per partition, the first bus offset the pipeline has not committed yet, and whether this
+/// node owns the partition (the bus assigned it and has not revoked it).
+///
+/// Backpressure counts only owned partitions. A partition the bus gave to another node is
+/// scored there; this node neither advances its offset nor learns it, so counting it would
+/// make its lag grow with every event routed to it and block ingestion for good. What
+/// another node lags is its own backpressure to apply; in a cluster, ingestion will read the
+/// committed offsets from the store instead (issue 10).
 pub struct Progress {
     committed: Vec<AtomicU64>,
+    owned: Vec<AtomicBool>,
 }
 
 impl Progress {
-    /// Progress of `partitions` partitions, all at 0.
+    /// Progress of `partitions` partitions, all at 0 and owned by no one yet.
     pub fn new(partitions: u32) -> Self {
         Self {
             committed: (0..partitions).map(|_| AtomicU64::new(0)).collect(),
+            owned: (0..partitions).map(|_| AtomicBool::new(false)).collect(),
         }
     }
 
@@ -54,6 +63,28 @@ impl Progress {
         self.committed
             .get(partition as usize)
             .map_or(0, |c| c.load(Ordering::Acquire))
+    }
+
+    /// Records whether this node owns `partition` (from its assignment until its revoke).
+    /// Until the new worker has claimed it, the offset last recorded stands: offsets only
+    /// grow, so the lag is overestimated for that moment, never hidden.
+    pub fn set_owned(&self, partition: u32, owned: bool) {
+        if let Some(o) = self.owned.get(partition as usize) {
+            o.store(owned, Ordering::Release);
+        }
+    }
+
+    /// How far `partition` lags behind `end` (the bus's end): 0 when this node does not own it.
+    pub fn lag(&self, partition: u32, end: u64) -> u64 {
+        let owned = self
+            .owned
+            .get(partition as usize)
+            .is_some_and(|o| o.load(Ordering::Acquire));
+        if owned {
+            end.saturating_sub(self.get(partition))
+        } else {
+            0
+        }
     }
 }
 
@@ -141,7 +172,8 @@ impl Ingest {
         })
     }
 
-    /// Events accepted but not yet committed by the pipeline.
+    /// Events accepted but not yet committed by the pipeline, over the partitions this node
+    /// owns (see [`Progress`]).
     pub fn lag(&self) -> u64 {
         self.ends
             .iter()
@@ -149,7 +181,7 @@ impl Ingest {
             .map(|(p, end)| {
                 #[allow(clippy::cast_possible_truncation, reason = "partition counts fit u32")]
                 let p = p as u32;
-                end.borrow().saturating_sub(self.progress.get(p))
+                self.progress.lag(p, *end.borrow())
             })
             .sum()
     }

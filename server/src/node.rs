@@ -74,7 +74,7 @@ pub async fn run(
     .await?;
     let (alerts, _) = broadcast::channel(4_096);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let workers = pipeline::spawn(
+    let pipeline = pipeline::spawn(
         &Arc::new(Shared {
             stores: stores.clone(),
             catalog: Arc::clone(&catalog),
@@ -85,7 +85,7 @@ pub async fn run(
             health: Arc::clone(&health),
         }),
         &shutdown_rx,
-    );
+    )?;
 
     let listener = tokio::net::TcpListener::bind(config.node.listen)
         .await
@@ -153,9 +153,7 @@ pub async fn run(
     let served = server.await;
     tracing::info!("gRPC server stopped; letting the pipeline finish its batch");
     let _ = shutdown_tx.send(true);
-    for worker in workers {
-        let _ = worker.await;
-    }
+    let _ = pipeline.await;
     served.context("gRPC server")?;
     Ok(())
 }

@@ -1,4 +1,8 @@
-//! The scoring pipeline: one worker per bus partition, and one committer.
+//! The scoring pipeline: one worker per bus partition this node owns, and one committer.
+//!
+//! The bus says which partitions those are (`Bus::rebalances`): a worker starts when its
+//! partition is assigned and stops when it is revoked, after the commit it has in flight;
+//! only then is the revoke answered, so the next owner starts after this one stopped writing.
 //!
 //! A worker reads a micro-batch of events from its partition, scores them in bus order with
 //! the live engine against its cached subject states, and hands the result to the
@@ -23,8 +27,8 @@ use std::collections::BTreeMap;
 
 use credence_scorer::{EventOutcome, Outcomes, SubjectContext, SubjectState, Timestamp};
 use credence_storage::{
-    ArchivedEvent, ChangedState, Claim, DeadLetter, PartitionCommit, ScorePoint, StorageError,
-    Stores,
+    ArchivedEvent, ChangedState, Claim, DeadLetter, PartitionCommit, Rebalance, ScorePoint,
+    StorageError, Stores,
 };
 use futures::FutureExt as _;
 use prost::Message as _;
@@ -62,62 +66,162 @@ pub struct Shared {
 /// NOT_SERVING: a single failure is retried quietly, a loop is not.
 const FAILURES_BEFORE_NOT_SERVING: u32 = 3;
 
-/// Starts the committer and one worker per partition; the workers stop when `shutdown`
-/// turns true (the committer once they are gone).
+/// Starts the committer and, as the bus hands out partitions (`Bus::rebalances`), a worker
+/// per assigned partition; stops a partition's worker when the bus revokes it, and every
+/// worker when `shutdown` turns true (the committer once they are gone). The handle ends
+/// when all of them have stopped. Fails when the bus's rebalance stream cannot be had.
 pub fn spawn(
     shared: &Arc<Shared>,
     shutdown: &watch::Receiver<bool>,
-) -> Vec<tokio::task::JoinHandle<()>> {
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let rebalances = shared.stores.bus.rebalances().map_err(|e| {
+        anyhow::anyhow!("taking the bus's partition assignments for the pipeline: {e}")
+    })?;
     let queue = spawn_committer(shared);
-    (0..shared.stores.bus.partitions())
-        .map(|p| {
-            let shared = Arc::clone(shared);
-            let queue = queue.clone();
-            let mut shutdown = shutdown.clone();
-            tokio::spawn(async move {
-                let mut failures = 0u32;
-                loop {
-                    let mut progressed = false;
-                    match run_partition(&shared, &queue, p, &mut shutdown, &mut progressed).await {
-                        Ok(()) => return,
-                        // A worker failing over and over must still stop on shutdown.
-                        Err(_) if *shutdown.borrow() => return,
-                        // Another worker owns the partition now: retrying would only fence
-                        // it in turn.
-                        Err(e) if e.downcast_ref::<Fenced>().is_some() => {
-                            tracing::warn!(partition = p, error = %format!("{e:#}"),
-                                "pipeline worker lost its partition; stopping");
-                            return;
-                        }
-                        Err(e) => {
-                            let error = format!("{e:#}");
-                            tracing::error!(partition = p, %error,
-                                "pipeline worker failed; restarting from the last commit");
-                            failures = if progressed { 1 } else { failures + 1 };
-                            if failures >= FAILURES_BEFORE_NOT_SERVING {
-                                shared
-                                    .health
-                                    .failing(
-                                        Component::Worker(p),
-                                        format!("failed {failures} times in a row: {error}"),
-                                    )
-                                    .await;
-                            }
-                            tokio::time::sleep(Duration::from_secs(1)).await;
-                        }
-                    }
-                }
-            })
-        })
-        .collect()
+    Ok(tokio::spawn(supervise(
+        Arc::clone(shared),
+        queue,
+        rebalances,
+        shutdown.clone(),
+    )))
 }
 
-/// Recovers a partition, then scores and commits until shutdown.
+/// A running partition worker, and how to stop it.
+struct Worker {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Follows the bus's assignments until shutdown (or until the bus stops handing them out,
+/// when this node owns nothing any more), then stops every worker.
+async fn supervise(
+    shared: Arc<Shared>,
+    queue: CommitQueue,
+    mut rebalances: mpsc::Receiver<Rebalance>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut workers: BTreeMap<u32, Worker> = BTreeMap::new();
+    while !*shutdown.borrow_and_update() {
+        tokio::select! {
+            changed = shutdown.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+            }
+            rebalance = rebalances.recv() => match rebalance {
+                Some(Rebalance::Assigned(partitions)) => {
+                    tracing::info!(?partitions, "partitions assigned");
+                    for p in partitions {
+                        if workers.get(&p).is_some_and(|w| !w.task.is_finished()) {
+                            tracing::warn!(partition = p,
+                                "partition assigned again without a revoke; its worker goes on");
+                            continue;
+                        }
+                        workers.insert(p, start_worker(&shared, &queue, p));
+                    }
+                }
+                Some(Rebalance::Revoked { partitions, done }) => {
+                    tracing::info!(?partitions, "partitions revoked; stopping their workers");
+                    let stopping = partitions.iter().filter_map(|p| workers.remove_entry(p));
+                    stop_workers(&shared, stopping.collect()).await;
+                    // The revoke waits for this: the next owner starts only now. Nobody
+                    // waiting any more is fine.
+                    let _ = done.send(());
+                }
+                None => {
+                    tracing::warn!("the bus stopped assigning partitions; stopping every worker");
+                    break;
+                }
+            },
+        }
+    }
+    stop_workers(&shared, std::mem::take(&mut workers).into_iter().collect()).await;
+}
+
+/// Starts the worker of partition `p`, which this node now owns.
+fn start_worker(shared: &Arc<Shared>, queue: &CommitQueue, p: u32) -> Worker {
+    let (stop, stopped) = watch::channel(false);
+    shared.progress.set_owned(p, true);
+    let task = tokio::spawn(run_worker(Arc::clone(shared), queue.clone(), p, stopped));
+    Worker { stop, task }
+}
+
+/// Tells the workers to stop and waits until all have. A worker finishes the commit it has
+/// in flight (the committer may be writing it already) and starts no other micro-batch.
+/// Their partitions are no longer this node's: their lag stops counting for backpressure,
+/// their lag metric goes, and a worker that was failing no longer makes health fail.
+async fn stop_workers(shared: &Shared, workers: Vec<(u32, Worker)>) {
+    for (_, w) in &workers {
+        // A worker that already ended (fenced) has dropped its receiver: nothing to tell.
+        let _ = w.stop.send(true);
+    }
+    for (p, w) in workers {
+        if let Err(e) = w.task.await {
+            tracing::error!(partition = p, error = %e, "pipeline worker panicked");
+        }
+        shared.progress.set_owned(p, false);
+        let _ = Metrics::global()
+            .pipeline_lag
+            .remove_label_values(&[p.to_string().as_str()]);
+        shared.health.working(Component::Worker(p)).await;
+    }
+}
+
+/// Runs the worker of partition `p` until `stop` turns true, starting it over after a
+/// failure (from the committed offset), but not once it is told to stop nor once another
+/// worker has claimed the partition.
+async fn run_worker(
+    shared: Arc<Shared>,
+    queue: CommitQueue,
+    p: u32,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut failures = 0u32;
+    loop {
+        let mut progressed = false;
+        match run_partition(&shared, &queue, p, &mut stop, &mut progressed).await {
+            Ok(()) => return,
+            // A worker failing over and over must still stop on shutdown or revoke.
+            Err(_) if *stop.borrow() => return,
+            // Another worker owns the partition now: retrying would only fence it in turn,
+            // and its lag is the new owner's to count.
+            Err(e) if e.downcast_ref::<Fenced>().is_some() => {
+                tracing::warn!(partition = p, error = %format!("{e:#}"),
+                    "pipeline worker lost its partition; stopping");
+                shared.progress.set_owned(p, false);
+                return;
+            }
+            Err(e) => {
+                let error = format!("{e:#}");
+                tracing::error!(partition = p, %error,
+                    "pipeline worker failed; restarting from the last commit");
+                failures = if progressed { 1 } else { failures + 1 };
+                if failures >= FAILURES_BEFORE_NOT_SERVING {
+                    shared
+                        .health
+                        .failing(
+                            Component::Worker(p),
+                            format!("failed {failures} times in a row: {error}"),
+                        )
+                        .await;
+                }
+                // A revoke must not wait out the pause, nor be followed by a new claim.
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+        }
+    }
+}
+
+/// Recovers a partition, then scores and commits until `stop` turns true: the micro-batch in
+/// flight is committed (or dropped before it reaches the committer), no other is started.
 async fn run_partition(
     shared: &Shared,
     queue: &CommitQueue,
     p: u32,
-    shutdown: &mut watch::Receiver<bool>,
+    stop: &mut watch::Receiver<bool>,
     progressed: &mut bool,
 ) -> anyhow::Result<()> {
     let stores = &shared.stores;
@@ -137,6 +241,9 @@ async fn run_partition(
         .pipeline_lag
         .with_label_values(&[p.to_string().as_str()]);
     loop {
+        if *stop.borrow() {
+            return Ok(());
+        }
         loop {
             let available = *end.borrow_and_update();
             #[allow(clippy::cast_possible_wrap, reason = "lags are far below i64::MAX")]
@@ -146,9 +253,9 @@ async fn run_partition(
             }
             tokio::select! {
                 changed = end.changed() => changed?,
-                _ = shutdown.changed() => return Ok(()),
+                _ = stop.changed() => return Ok(()),
             }
-            if *shutdown.borrow() {
+            if *stop.borrow() {
                 return Ok(());
             }
         }
@@ -168,6 +275,11 @@ async fn run_partition(
                 to = last
             ))
             .await?;
+        // Told to stop while scoring: nothing of this batch is written yet, so dropping it
+        // lets the partition go sooner; the next owner scores it from the committed offset.
+        if *stop.borrow() {
+            return Ok(());
+        }
         let fence = Claim {
             epoch: claim.epoch,
             next_offset: next,
@@ -715,6 +827,10 @@ mod tests {
 
     use super::*;
 
+    /// Partitions assigned and revoked while the pipeline runs (a child module, so it shares
+    /// these fixtures).
+    mod rebalance;
+
     #[derive(Clone, Copy)]
     enum Fault {
         /// The first call writes everything, then reports a failure.
@@ -752,12 +868,15 @@ mod tests {
     }
 
     struct Running {
-        workers: Vec<tokio::task::JoinHandle<()>>,
+        pipeline: tokio::task::JoinHandle<()>,
         stop: watch::Sender<bool>,
         shared: Arc<Shared>,
         reporter: HealthReporter,
+        /// The bus's partition assignments, as the test hands them out.
+        rebalances: mpsc::Sender<Rebalance>,
     }
 
+    /// A pipeline that owns every partition.
     async fn start(stores: &Stores, fault: Option<Fault>) -> Running {
         let mut stores = stores.clone();
         if let Some(fault) = fault {
@@ -767,6 +886,19 @@ mod tests {
                 calls: AtomicU32::new(0),
             });
         }
+        let running = launch(stores, PipelineSection::default()).await;
+        let all = (0..running.shared.stores.bus.partitions()).collect();
+        running
+            .rebalances
+            .send(Rebalance::Assigned(all))
+            .await
+            .unwrap();
+        running
+    }
+
+    /// A pipeline over `stores` whose bus assigns no partition until the test says so.
+    async fn launch(stores: Stores, config: PipelineSection) -> Running {
+        let (stores, rebalances) = rebalance::Driven::wrap(stores);
         let seed = credence_scorer::RuleFile::example().unwrap();
         let catalog = Arc::new(Catalog::open(stores.clone(), &seed).await.unwrap());
         let (reporter, _) = tonic_health::server::health_reporter();
@@ -775,16 +907,17 @@ mod tests {
             stores,
             catalog,
             alerts: broadcast::channel(16).0,
-            config: PipelineSection::default(),
+            config,
             graph: GraphSection::default(),
             health: Arc::new(Health::new(reporter.clone()).await),
         });
         let (stop, shutdown) = watch::channel(false);
         Running {
-            workers: spawn(&shared, &shutdown),
+            pipeline: spawn(&shared, &shutdown).unwrap(),
             stop,
             shared,
             reporter,
+            rebalances,
         }
     }
 
@@ -818,9 +951,7 @@ mod tests {
 
         async fn stop(self) {
             self.stop.send(true).unwrap();
-            for w in self.workers {
-                w.await.unwrap();
-            }
+            self.pipeline.await.unwrap();
         }
     }
 
