@@ -1384,7 +1384,7 @@ mod role_faults {
             health: Arc::new(Health::new(reporter).await),
         });
         let (stop, shutdown) = watch::channel(false);
-        let workers = spawn(&shared, &shutdown);
+        let pipeline = spawn(&shared, &shutdown).unwrap();
         let bus = &shared.stores.bus;
         let caught_up =
             || (0..bus.partitions()).all(|p| shared.progress.get(p) >= *bus.end(p).borrow());
@@ -1396,9 +1396,7 @@ mod role_faults {
         }
         assert!(caught_up(), "the pipeline did not catch up within a minute");
         stop.send(true).unwrap();
-        for w in workers {
-            w.await.unwrap();
-        }
+        pipeline.await.unwrap();
     }
 
     /// Rows `sql` answers.
