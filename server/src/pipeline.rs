@@ -667,11 +667,11 @@ async fn commit_together(
     let mut batches = Vec::with_capacity(requests.len());
     let mut rest = Vec::with_capacity(requests.len());
     for r in requests {
+        // What is reported once the batch is durable: its size, dead letters and alerts.
+        let counts = (r.commit.events.len(), r.commit.dead_letters.len());
         batches.push(r.commit);
-        rest.push((r.alerts, r.received, r.done));
+        rest.push((counts, r.alerts, r.received, r.done));
     }
-    let events: usize = batches.iter().map(|b| b.events.len()).sum();
-    let dead_letters: usize = batches.iter().map(|b| b.dead_letters.len()).sum();
     let results = commit_batches(shared, batches).await;
     let failure = results.iter().find_map(|r| match r {
         Err(CommitFailure::Failed { message, panicked }) => Some(CommitterFault {
@@ -683,36 +683,36 @@ async fn commit_together(
     if let Some(fault) = &failure {
         tracing::error!(error = %fault.message, batches = rest.len(), "commit failed");
     }
-    if results.iter().all(Result::is_ok) {
-        metrics.dead_letters.inc_by(dead_letters as u64);
-        let took = started.elapsed();
-        tracing::debug!(
-            events,
-            batches = rest.len(),
-            ?took,
-            "committed micro-batches"
-        );
-        metrics.commit_seconds.observe(took.as_secs_f64());
-        metrics.events_scored.inc_by(events as u64);
-        let done = Timestamp::now().nanos();
-        for (alerts, received, _) in &rest {
+    let took = started.elapsed();
+    let done_at = Timestamp::now().nanos();
+    let mut committed = 0;
+    for (((events, dead_letters), alerts, received, done), result) in rest.into_iter().zip(results)
+    {
+        // Each batch that is durable is reported, whatever became of the others of its
+        // round (a fenced partition's batch fails alone).
+        if result.is_ok() {
+            committed += events;
+            metrics.events_scored.inc_by(events as u64);
+            metrics.dead_letters.inc_by(dead_letters as u64);
             #[allow(clippy::cast_precision_loss, reason = "histogram observations")]
             {
                 metrics.batch_size.observe(received.len() as f64);
-                for r in received {
-                    let seconds = (done - r.nanos()) as f64 / 1e9;
+                for r in &received {
+                    let seconds = (done_at - r.nanos()) as f64 / 1e9;
                     metrics.ingest_to_snapshot.observe(seconds.max(0.0));
                 }
             }
-            for alert in alerts {
+            for alert in &alerts {
                 // No watcher is fine: alerts are also derivable from the score history.
                 let _ = shared.alerts.send(convert::alert_to_pb(alert));
             }
         }
-    }
-    for ((_, _, done), result) in rest.into_iter().zip(results) {
         // A worker that went away restarts from the committed offset anyway.
         let _ = done.send(result);
+    }
+    if failure.is_none() {
+        metrics.commit_seconds.observe(took.as_secs_f64());
+        tracing::debug!(events = committed, ?took, "committed micro-batches");
     }
     failure.map_or(Ok(()), Err)
 }
