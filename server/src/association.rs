@@ -4,7 +4,7 @@
 //! that have never been scored do not count (they have no score to deviate).
 
 use credence_proto::v1 as pb;
-use credence_storage::{Result, Stores};
+use credence_storage::{RelationKind, Result, Stores};
 
 /// Most neighbours an association reads.
 const MAX_NEIGHBOURS: usize = 10_000;
@@ -15,7 +15,7 @@ pub struct Reach<'a> {
     /// Hops, 1..=3.
     pub depth: u32,
     /// Relation kinds followed (empty: all).
-    pub kinds: &'a [i32],
+    pub kinds: &'a [RelationKind],
     /// Weight factor per hop beyond the first.
     pub attenuation: f64,
     /// The config's baseline score.
