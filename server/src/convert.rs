@@ -692,6 +692,18 @@ pub fn path_step_to_pb(s: store::PathStep) -> pb::PathStep {
     }
 }
 
+/// An association contributor as the contract's.
+pub fn contributor_to_pb(c: crate::association::Contributor) -> pb::AssociationContributor {
+    pb::AssociationContributor {
+        subject_id: c.subject_id,
+        depth: c.depth,
+        score: c.score,
+        deviation: c.deviation,
+        weight: c.weight,
+        contribution: c.contribution,
+    }
+}
+
 // ---- aggregates ---------------------------------------------------------------------------
 
 /// An aggregate window; `None` for UNSPECIFIED and unknown numbers.

@@ -223,7 +223,10 @@ impl GraphService for GraphApi {
             .map_err(Error::from)?;
         Ok(Response::new(pb::GetAssociationResponse {
             association: value.unwrap_or(0.0),
-            contributors,
+            contributors: contributors
+                .into_iter()
+                .map(convert::contributor_to_pb)
+                .collect(),
             attenuation: settings.association_attenuation,
         }))
     }
