@@ -3,8 +3,7 @@
 //! weights along its path, times `attenuation` for every hop beyond the first. Neighbours
 //! that have never been scored do not count (they have no score to deviate).
 
-use credence_proto::v1 as pb;
-use credence_storage::{Result, Stores};
+use credence_storage::{RelationKind, Result, Stores};
 
 /// Most neighbours an association reads.
 const MAX_NEIGHBOURS: usize = 10_000;
@@ -15,11 +14,28 @@ pub struct Reach<'a> {
     /// Hops, 1..=3.
     pub depth: u32,
     /// Relation kinds followed (empty: all).
-    pub kinds: &'a [i32],
+    pub kinds: &'a [RelationKind],
     /// Weight factor per hop beyond the first.
     pub attenuation: f64,
     /// The config's baseline score.
     pub baseline: f64,
+}
+
+/// A neighbour's part in an association value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Contributor {
+    /// The neighbour.
+    pub subject_id: String,
+    /// Hops from the subject.
+    pub depth: u32,
+    /// The neighbour's current score.
+    pub score: f64,
+    /// Its score minus the baseline.
+    pub deviation: f64,
+    /// Its weight: the path's weights times the attenuation per hop beyond the first.
+    pub weight: f64,
+    /// Its share of the association value: weight times deviation over the total weight.
+    pub contribution: f64,
 }
 
 /// The association of one subject: `None` when no scored neighbour is within reach.
@@ -27,7 +43,7 @@ pub async fn compute(
     stores: &Stores,
     subject_id: &str,
     reach: Reach<'_>,
-) -> Result<(Option<f64>, Vec<pb::AssociationContributor>)> {
+) -> Result<(Option<f64>, Vec<Contributor>)> {
     let (neighbours, _) = stores
         .graph
         .neighbors(subject_id, reach.depth, reach.kinds, MAX_NEIGHBOURS)
@@ -46,7 +62,7 @@ pub async fn compute(
         let deviation = snapshot.state.score - reach.baseline;
         weighted += weight * deviation;
         total += weight;
-        contributors.push(pb::AssociationContributor {
+        contributors.push(Contributor {
             subject_id: n.subject_id.clone(),
             depth: n.depth,
             score: snapshot.state.score,

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use credence_proto::v1 as pb;
 use credence_scorer as domain;
+use credence_storage as store;
 use prost_types::value::Kind;
 
 /// A message that cannot become a domain value: which field, and why.
@@ -148,6 +149,16 @@ pub fn payload_to_pb(map: &BTreeMap<String, domain::Value>) -> prost_types::Stru
 /// An event as the engine sees it. Only what the engine needs is checked here (ids, type,
 /// time); size and depth limits belong to ingestion.
 pub fn event(e: &pb::Event) -> Result<domain::Event> {
+    // `received_at` is the server's to set and ignored on input: it cannot refuse an event.
+    let e = pb::Event {
+        received_at: None,
+        ..e.clone()
+    };
+    engine_event(&received_event(&e)?)
+}
+
+/// A received event as the engine sees it: ids, type and time are required.
+pub fn engine_event(e: &store::ReceivedEvent) -> Result<domain::Event> {
     for (field, text) in [
         ("event_id", &e.event_id),
         ("subject_id", &e.subject_id),
@@ -159,9 +170,7 @@ pub fn event(e: &pb::Event) -> Result<domain::Event> {
     }
     let occurred_at = e
         .occurred_at
-        .as_ref()
-        .ok_or_else(|| ConvertError::new("occurred_at", "is required"))
-        .and_then(|t| timestamp("occurred_at", t))?;
+        .ok_or_else(|| ConvertError::new("occurred_at", "is required"))?;
     Ok(domain::Event {
         event_id: e.event_id.clone(),
         subject_id: e.subject_id.clone(),
@@ -173,8 +182,54 @@ pub fn event(e: &pb::Event) -> Result<domain::Event> {
             region: l.region.clone(),
             district: l.district.clone(),
         }),
-        payload: e.payload.as_ref().map(payload).unwrap_or_default(),
+        payload: e.payload.clone().unwrap_or_default(),
     })
+}
+
+/// An event as the archive keeps it: every field as sent, nothing required. Refused only
+/// when one of its times cannot be held (see [`timestamp`]).
+pub fn received_event(e: &pb::Event) -> Result<store::ReceivedEvent> {
+    let time = |field: &str, t: Option<&prost_types::Timestamp>| {
+        t.map(|t| timestamp(field, t)).transpose()
+    };
+    Ok(store::ReceivedEvent {
+        event_id: e.event_id.clone(),
+        subject_id: e.subject_id.clone(),
+        event_type: e.event_type.clone(),
+        event_subtype: e.event_subtype.clone(),
+        source_system: e.source_system.clone(),
+        occurred_at: time("occurred_at", e.occurred_at.as_ref())?,
+        location: e.location.as_ref().map(|l| store::EventLocation {
+            region: l.region.clone(),
+            district: l.district.clone(),
+            lat: l.lat,
+            lon: l.lon,
+        }),
+        payload: e.payload.as_ref().map(payload),
+        evidence_uri: e.evidence_uri.clone(),
+        received_at: time("received_at", e.received_at.as_ref())?,
+    })
+}
+
+/// An archived event as the contract's event.
+pub fn received_event_to_pb(e: store::ReceivedEvent) -> pb::Event {
+    pb::Event {
+        event_id: e.event_id,
+        subject_id: e.subject_id,
+        event_type: e.event_type,
+        event_subtype: e.event_subtype,
+        source_system: e.source_system,
+        occurred_at: e.occurred_at.map(timestamp_to_pb),
+        location: e.location.map(|l| pb::Location {
+            region: l.region,
+            district: l.district,
+            lat: l.lat,
+            lon: l.lon,
+        }),
+        payload: e.payload.as_ref().map(payload_to_pb),
+        evidence_uri: e.evidence_uri,
+        received_at: e.received_at.map(timestamp_to_pb),
+    }
 }
 
 // ---- rules --------------------------------------------------------------------------------
@@ -467,16 +522,41 @@ pub fn alert_to_pb(a: &domain::Alert) -> pb::Alert {
 
 // ---- subjects -----------------------------------------------------------------------------
 
+/// A profile as stored, with the server's `updated_at` (the client's is ignored).
+pub fn profile(p: pb::Profile, updated_at: Option<domain::Timestamp>) -> store::SubjectProfile {
+    store::SubjectProfile {
+        subject_id: p.subject_id,
+        display_name: p.display_name,
+        birth_year: p.birth_year,
+        region: p.region,
+        district: p.district,
+        occupation: p.occupation,
+        flags: p.flags,
+        consent: p.consent.into_iter().collect(),
+        attributes: p.attributes.into_iter().collect(),
+        updated_at,
+    }
+}
+
+/// A stored profile as the contract's profile.
+pub fn profile_to_pb(p: store::SubjectProfile) -> pb::Profile {
+    pb::Profile {
+        subject_id: p.subject_id,
+        display_name: p.display_name,
+        birth_year: p.birth_year,
+        region: p.region,
+        district: p.district,
+        occupation: p.occupation,
+        flags: p.flags,
+        consent: p.consent.into_iter().collect(),
+        attributes: p.attributes.into_iter().collect(),
+        updated_at: p.updated_at.map(timestamp_to_pb),
+    }
+}
+
 /// What rules read of a profile.
 pub fn profile_context(p: &pb::Profile) -> domain::Profile {
-    let text = |s: &String| (!s.is_empty()).then(|| s.clone());
-    domain::Profile {
-        region: text(&p.region),
-        district: text(&p.district),
-        occupation: text(&p.occupation),
-        birth_year: (p.birth_year != 0).then_some(p.birth_year),
-        flags: p.flags.clone(),
-    }
+    profile(p.clone(), None).for_rules()
 }
 
 /// A list kind; UNSPECIFIED and unknown numbers are refused naming `field`.
@@ -495,16 +575,170 @@ pub fn list_kind(field: &str, kind: i32) -> Result<domain::ListKind> {
     }
 }
 
-/// A stored list entry as rules see it; entries of an unknown kind are skipped.
-pub fn list_entry(e: &pb::ListEntry) -> Option<domain::ListEntry> {
-    Some(domain::ListEntry {
-        kind: list_kind("kind", e.kind).ok()?,
+/// A list kind as the contract's.
+pub fn list_kind_to_pb(kind: domain::ListKind) -> pb::ListKind {
+    match kind {
+        domain::ListKind::Block => pb::ListKind::Block,
+        domain::ListKind::Allow => pb::ListKind::Allow,
+    }
+}
+
+/// A list entry to store, written at `created_at` (the client's is ignored).
+pub fn list_entry(e: &pb::ListEntry, created_at: domain::Timestamp) -> Result<store::ListEntry> {
+    Ok(store::ListEntry {
+        subject_id: e.subject_id.clone(),
+        kind: list_kind("kind", e.kind)?,
+        reason: e.reason.clone(),
         expires_at: e
             .expires_at
             .as_ref()
-            .and_then(|t| timestamp("expires_at", t).ok()),
+            .map(|t| timestamp("expires_at", t))
+            .transpose()?,
+        created_at: Some(created_at),
     })
 }
+
+/// A stored list entry as the contract's.
+pub fn list_entry_to_pb(e: store::ListEntry) -> pb::ListEntry {
+    pb::ListEntry {
+        subject_id: e.subject_id,
+        kind: list_kind_to_pb(e.kind).into(),
+        reason: e.reason,
+        expires_at: e.expires_at.map(timestamp_to_pb),
+        created_at: e.created_at.map(timestamp_to_pb),
+    }
+}
+
+// ---- graph --------------------------------------------------------------------------------
+
+/// A relation kind; UNSPECIFIED and unknown numbers are refused naming `field`.
+pub fn relation_kind(field: &str, kind: i32) -> Result<store::RelationKind> {
+    use pb::RelationKind as P;
+    use store::RelationKind as K;
+    match P::try_from(kind) {
+        Ok(P::Unspecified) => Err(ConvertError::new(
+            field,
+            "is required (RELATION_KIND_FAMILY, _FRIEND, _COLLEAGUE, _NEIGHBOUR, _CLASSMATE or \
+             _BUSINESS_PARTNER)",
+        )),
+        Ok(P::Family) => Ok(K::Family),
+        Ok(P::Friend) => Ok(K::Friend),
+        Ok(P::Colleague) => Ok(K::Colleague),
+        Ok(P::Neighbour) => Ok(K::Neighbour),
+        Ok(P::Classmate) => Ok(K::Classmate),
+        Ok(P::BusinessPartner) => Ok(K::BusinessPartner),
+        Err(_) => Err(ConvertError::new(
+            field,
+            format!("{kind} is not a relation kind"),
+        )),
+    }
+}
+
+/// Relation-kind filters (`field[i]` named when one is not a real kind).
+pub fn relation_kinds(field: &str, kinds: &[i32]) -> Result<Vec<store::RelationKind>> {
+    kinds
+        .iter()
+        .enumerate()
+        .map(|(i, &k)| relation_kind(&format!("{field}[{i}]"), k))
+        .collect()
+}
+
+/// A relation kind as the contract's.
+pub fn relation_kind_to_pb(kind: store::RelationKind) -> pb::RelationKind {
+    use pb::RelationKind as P;
+    use store::RelationKind as K;
+    match kind {
+        K::Family => P::Family,
+        K::Friend => P::Friend,
+        K::Colleague => P::Colleague,
+        K::Neighbour => P::Neighbour,
+        K::Classmate => P::Classmate,
+        K::BusinessPartner => P::BusinessPartner,
+    }
+}
+
+/// A relation to store (its ids and weight checked by the handler).
+pub fn relation(r: &pb::Relation) -> Result<store::Relation> {
+    Ok(store::Relation {
+        subject_id: r.subject_id.clone(),
+        other_subject_id: r.other_subject_id.clone(),
+        kind: relation_kind("kind", r.kind)?,
+        weight: r.weight,
+        since: r
+            .since
+            .as_ref()
+            .map(|t| timestamp("since", t))
+            .transpose()?,
+    })
+}
+
+/// A neighbour as the contract's.
+pub fn neighbor_to_pb(n: store::Neighbor) -> pb::Neighbor {
+    pb::Neighbor {
+        subject_id: n.subject_id,
+        depth: n.depth,
+        kind: relation_kind_to_pb(n.kind).into(),
+        path_weight: n.path_weight,
+        path: n.path,
+    }
+}
+
+/// A path step as the contract's.
+pub fn path_step_to_pb(s: store::PathStep) -> pb::PathStep {
+    pb::PathStep {
+        subject_id: s.subject_id,
+        kind: relation_kind_to_pb(s.kind).into(),
+        weight: s.weight,
+    }
+}
+
+/// An association contributor as the contract's.
+pub fn contributor_to_pb(c: crate::association::Contributor) -> pb::AssociationContributor {
+    pb::AssociationContributor {
+        subject_id: c.subject_id,
+        depth: c.depth,
+        score: c.score,
+        deviation: c.deviation,
+        weight: c.weight,
+        contribution: c.contribution,
+    }
+}
+
+// ---- aggregates ---------------------------------------------------------------------------
+
+/// An aggregate window; `None` for UNSPECIFIED and unknown numbers.
+pub fn aggregate_window(window: i32) -> Option<store::AggregateWindow> {
+    match pb::AggregateWindow::try_from(window) {
+        Ok(pb::AggregateWindow::Hour) => Some(store::AggregateWindow::Hour),
+        Ok(pb::AggregateWindow::Day) => Some(store::AggregateWindow::Day),
+        Ok(pb::AggregateWindow::Unspecified) | Err(_) => None,
+    }
+}
+
+/// An aggregate grouping; `None` for UNSPECIFIED and unknown numbers.
+pub fn aggregate_group_by(group_by: i32) -> Option<store::AggregateGroupBy> {
+    match pb::AggregateGroupBy::try_from(group_by) {
+        Ok(pb::AggregateGroupBy::Subject) => Some(store::AggregateGroupBy::Subject),
+        Ok(pb::AggregateGroupBy::Region) => Some(store::AggregateGroupBy::Region),
+        Ok(pb::AggregateGroupBy::EventType) => Some(store::AggregateGroupBy::EventType),
+        Ok(pb::AggregateGroupBy::Unspecified) | Err(_) => None,
+    }
+}
+
+/// An aggregate row as the contract's.
+pub fn aggregate_row_to_pb(r: store::AggregateRow) -> pb::AggregateRow {
+    pb::AggregateRow {
+        window_start: Some(timestamp_to_pb(r.window_start)),
+        key: r.key,
+        events: r.events,
+        changes: r.changes,
+        delta_sum: r.delta_sum,
+        delta_positive: r.delta_positive,
+        delta_negative: r.delta_negative,
+    }
+}
+
+// ---- scores -------------------------------------------------------------------------------
 
 /// A snapshot as the contract's score.
 pub fn snapshot_to_pb(
@@ -738,6 +972,72 @@ mod tests {
             )
             .with("nothing", domain::Value::Null);
         assert_eq!(payload(&payload_to_pb(&event.payload)), event.payload);
+    }
+
+    #[test]
+    fn an_event_round_trips_through_the_archive_type_exactly() {
+        let t = |seconds, nanos| Some(prost_types::Timestamp { seconds, nanos });
+        let full = pb::Event {
+            event_id: "e".into(),
+            subject_id: "s".into(),
+            event_type: "t".into(),
+            event_subtype: "st".into(),
+            source_system: "bank".into(),
+            occurred_at: t(1_767_225_600, 123_456_789),
+            location: Some(pb::Location {
+                region: "north".into(),
+                district: "n-1".into(),
+                lat: 59.123_456_789,
+                lon: -0.1,
+            }),
+            payload: Some(payload_to_pb(
+                &domain::Event::new("e", "s", "t", "", domain::Timestamp::from_nanos(0))
+                    .with("tiny", 5e-324)
+                    .with("x", 0.1 + 0.2)
+                    .with("nothing", domain::Value::Null)
+                    .payload,
+            )),
+            evidence_uri: "s3://x".into(),
+            received_at: t(-1, 999_999_999),
+        };
+        let bare = pb::Event {
+            payload: Some(prost_types::Struct::default()),
+            location: None,
+            occurred_at: None,
+            received_at: None,
+            ..full.clone()
+        };
+        for e in [full, bare, pb::Event::default()] {
+            assert_eq!(received_event_to_pb(received_event(&e).unwrap()), e);
+        }
+        let bad = pb::Event {
+            received_at: t(0, -1),
+            ..pb::Event::default()
+        };
+        assert_eq!(received_event(&bad).unwrap_err().field, "received_at");
+    }
+
+    #[test]
+    fn kinds_round_trip_and_unspecified_is_refused() {
+        for k in 1..=6 {
+            let kind = relation_kind("kind", k).unwrap();
+            assert_eq!(i32::from(relation_kind_to_pb(kind)), k);
+        }
+        assert!(
+            relation_kind("kind", 0)
+                .unwrap_err()
+                .to_string()
+                .starts_with("kind: is required")
+        );
+        assert_eq!(
+            relation_kinds("kinds", &[1, 9]).unwrap_err().to_string(),
+            "kinds[1]: 9 is not a relation kind"
+        );
+        for k in 1..=2 {
+            assert_eq!(i32::from(list_kind_to_pb(list_kind("kind", k).unwrap())), k);
+        }
+        assert_eq!(aggregate_window(0), None);
+        assert_eq!(aggregate_group_by(4), None);
     }
 
     #[test]

@@ -27,8 +27,8 @@ use std::collections::BTreeMap;
 
 use credence_scorer::{EventOutcome, Outcomes, SubjectContext, SubjectState, Timestamp};
 use credence_storage::{
-    ArchivedEvent, ChangedState, Claim, DeadLetter, PartitionCommit, Rebalance, ScorePoint,
-    StorageError, Stores,
+    ArchivedEvent, ChangedState, Claim, DeadLetter, ListEntry, PartitionCommit, Rebalance,
+    ReceivedEvent, ScorePoint, StorageError, Stores, SubjectProfile,
 };
 use futures::FutureExt as _;
 use prost::Message as _;
@@ -386,7 +386,7 @@ struct Fenced(String);
 async fn load_missing(
     shared: &Shared,
     states: &mut StateCache,
-    events: &[(u64, pb::Event)],
+    events: &[(u64, ReceivedEvent)],
 ) -> anyhow::Result<()> {
     let mut missing: Vec<String> = Vec::new();
     let mut seen = FxHashSet::default();
@@ -423,18 +423,25 @@ async fn score(
     let mut events = Vec::with_capacity(records.len());
     let mut dead_letters = Vec::new();
     for (offset, bytes) in records {
-        match pb::Event::decode(bytes.as_slice()) {
+        let decoded = pb::Event::decode(bytes.as_slice())
+            .map_err(|e| format!("not an encoded event: {e}"))
+            .and_then(|e| {
+                convert::received_event(&e)
+                    .map_err(|e| format!("an event whose times cannot be stored: {e}"))
+            });
+        match decoded {
             Ok(event) => events.push((offset, event)),
-            // Ingestion only appends events it encoded, so this is a record written by
-            // something else (or damaged in a way the bus checksum missed). Parked, it stays
-            // readable for a person; stopping here would stop the partition for good.
-            Err(e) => {
-                tracing::error!(partition = p, offset, error = %e,
+            // Ingestion only appends events it encoded and checked, so this is a record
+            // written by something else (or damaged in a way the bus checksum missed).
+            // Parked, it stays readable for a person; stopping here would stop the partition
+            // for good.
+            Err(reason) => {
+                tracing::error!(partition = p, offset, error = %reason,
                     "an unreadable bus record is parked as a dead letter");
                 dead_letters.push(DeadLetter {
                     partition: p,
                     offset,
-                    reason: format!("not an encoded event: {e}"),
+                    reason,
                     payload: bytes,
                 });
             }
@@ -451,12 +458,10 @@ async fn score(
     let empty = SubjectContext::default();
     let mut out = Outcomes::default();
     for (offset, event) in events {
-        if let Some(t) = &event.received_at {
-            batch
-                .received
-                .push(convert::timestamp("received_at", t).unwrap_or_default());
+        if let Some(t) = event.received_at {
+            batch.received.push(t);
         }
-        let applied = match convert::event(&event) {
+        let applied = match convert::engine_event(&event) {
             // Ingestion validated it; an event the engine cannot read is archived unapplied.
             Err(e) => {
                 tracing::warn!(event_id = %event.event_id, error = %e, "unscorable event");
@@ -529,7 +534,7 @@ async fn score(
 /// when `association_baseline` is given (the config's baseline; only when a rule reads it).
 async fn contexts(
     shared: &Shared,
-    events: &[(u64, pb::Event)],
+    events: &[(u64, ReceivedEvent)],
     association_baseline: Option<f64>,
 ) -> anyhow::Result<FxHashMap<String, SubjectContext>> {
     let mut ids: Vec<String> = events.iter().map(|(_, e)| e.subject_id.clone()).collect();
@@ -553,8 +558,8 @@ async fn contexts(
             None => None,
         };
         let ctx = SubjectContext {
-            profile: profile.as_ref().map(convert::profile_context),
-            lists: entries.iter().filter_map(convert::list_entry).collect(),
+            profile: profile.as_ref().map(SubjectProfile::for_rules),
+            lists: entries.iter().map(ListEntry::for_rules).collect(),
             association,
         };
         out.insert(id, ctx);
@@ -1251,7 +1256,7 @@ mod role_faults {
             &self,
             query: &AggregateQuery,
             page: &Page,
-        ) -> Result<Paged<pb::AggregateRow>> {
+        ) -> Result<Paged<credence_storage::AggregateRow>> {
             self.real.series.aggregates(query, page).await
         }
     }

@@ -13,12 +13,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use credence_proto::v1 as pb;
-use credence_scorer::{RuleHistory, ScoreChange, SubjectState, Timestamp, Value};
+use credence_scorer::{Payload, RuleHistory, ScoreChange, SubjectState, Timestamp, Value};
 use credence_storage::embedded::{Embedded, EmbeddedOptions};
-use credence_storage::{ArchivedEvent, ChangedState, ScorePoint, Stores};
+use credence_storage::{
+    ArchivedEvent, ChangedState, EventLocation, ReceivedEvent, ScorePoint, Stores,
+};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use prost_types::value::Kind;
 
 const SUBJECTS: u64 = 200_000;
 const EVENTS: u64 = 5_000;
@@ -54,12 +54,6 @@ fn state(i: u64, score: f64) -> SubjectState {
     s
 }
 
-fn number(n: f64) -> prost_types::Value {
-    prost_types::Value {
-        kind: Some(Kind::NumberValue(n)),
-    }
-}
-
 /// The micro-batch number `round`: bus offsets `round * EVENTS ..`, subjects spread over
 /// the whole population (about 4,000 distinct ones).
 fn batch(round: u64) -> Batch {
@@ -71,25 +65,20 @@ fn batch(round: u64) -> Batch {
         let offset = first + k;
         let who = (offset * 7_919) % SUBJECTS;
         let at = T0 + offset as i64 * 1_000_003;
-        let mut payload = prost_types::Struct::default();
-        payload
-            .fields
-            .insert("days_late".into(), number((k % 90) as f64));
-        payload
-            .fields
-            .insert("amount".into(), number(123.45 + k as f64));
+        let payload: Payload = [
+            ("days_late".to_owned(), Value::Number((k % 90) as f64)),
+            ("amount".to_owned(), Value::Number(123.45 + k as f64)),
+        ]
+        .into();
         events.push(ArchivedEvent {
-            event: pb::Event {
+            event: ReceivedEvent {
                 event_id: format!("evt-{offset}"),
                 subject_id: subject(who),
                 event_type: "financial".into(),
                 event_subtype: "late_payment".into(),
                 source_system: "bank".into(),
-                occurred_at: Some(prost_types::Timestamp {
-                    seconds: at / 1_000_000_000,
-                    nanos: (at % 1_000_000_000) as i32,
-                }),
-                location: Some(pb::Location {
+                occurred_at: Some(Timestamp::from_nanos(at)),
+                location: Some(EventLocation {
                     region: "north".into(),
                     district: "n-3".into(),
                     lat: 59.3,

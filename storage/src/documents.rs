@@ -1,19 +1,62 @@
 //! The document roles: subject profiles, rules and config (versioned), and score snapshots.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
-use credence_proto::v1 as pb;
 use credence_scorer::{Rule, ScoringConfig, SubjectState, Timestamp};
 
 use crate::error::Result;
 use crate::page::{Page, Paged};
 
+/// The descriptive record of a subject. Empty strings and a birth year of 0 mean unknown.
+///
+/// Not the engine's [`credence_scorer::Profile`], which holds only what rules read (see
+/// [`SubjectProfile::for_rules`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SubjectProfile {
+    /// The subject.
+    pub subject_id: String,
+    /// Display name.
+    pub display_name: String,
+    /// Year of birth (0: unknown).
+    pub birth_year: i32,
+    /// Home region.
+    pub region: String,
+    /// Home district.
+    pub district: String,
+    /// Occupation.
+    pub occupation: String,
+    /// Flags such as `student`, in the order given.
+    pub flags: Vec<String>,
+    /// Consent by purpose.
+    pub consent: BTreeMap<String, bool>,
+    /// Other attributes, not read by scoring.
+    pub attributes: BTreeMap<String, String>,
+    /// When the profile was last written.
+    pub updated_at: Option<Timestamp>,
+}
+
+impl SubjectProfile {
+    /// The fields rules read; empty ones (and a birth year of 0) do not resolve.
+    pub fn for_rules(&self) -> credence_scorer::Profile {
+        let text = |s: &String| (!s.is_empty()).then(|| s.clone());
+        credence_scorer::Profile {
+            region: text(&self.region),
+            district: text(&self.district),
+            occupation: text(&self.occupation),
+            birth_year: (self.birth_year != 0).then_some(self.birth_year),
+            flags: self.flags.clone(),
+        }
+    }
+}
+
 /// Subject profiles, one per subject, replaced as a whole.
 #[async_trait]
 pub trait Profiles: Send + Sync {
     /// Creates or replaces profiles; returns, per profile, whether it was new.
-    async fn upsert_profiles(&self, profiles: Vec<pb::Profile>) -> Result<Vec<bool>>;
+    async fn upsert_profiles(&self, profiles: Vec<SubjectProfile>) -> Result<Vec<bool>>;
     /// The profiles of the given subjects, in order (`None` for unknown subjects).
-    async fn get_profiles(&self, subject_ids: &[String]) -> Result<Vec<Option<pb::Profile>>>;
+    async fn get_profiles(&self, subject_ids: &[String]) -> Result<Vec<Option<SubjectProfile>>>;
 }
 
 /// Rule versions and scoring-config versions. Every write makes a new version; old versions

@@ -29,17 +29,20 @@ mod series;
 use std::sync::Arc;
 
 pub use analytics::{Analytics, AnalyticsResult, QueryLimits};
-pub use archive::{Archive, ArchivedEvent, EventFilter};
+pub use archive::{Archive, ArchivedEvent, EventFilter, EventLocation, ReceivedEvent};
 pub use bus::{Bus, BusHealth, BusRecord, Rebalance};
 pub use commit::{Committer, DeadLetter, PartitionCommit, Sequential, check_distinct};
 pub use documents::{
-    ChangedState, Claim, Profiles, Rules, Snapshots, StoredSnapshot, SubjectFilter, check_fence,
+    ChangedState, Claim, Profiles, Rules, Snapshots, StoredSnapshot, SubjectFilter, SubjectProfile,
+    check_fence,
 };
 pub use error::{Result, StorageError};
-pub use graph::{Graph, RelationKey};
-pub use lists::{ListFilter, Lists};
+pub use graph::{Graph, Neighbor, PathStep, Relation, RelationKey, RelationKind};
+pub use lists::{ListEntry, ListFilter, Lists};
 pub use page::{KeyKind, KeyPart, Page, Paged};
-pub use series::{AggregateQuery, ScorePoint, Series, TimeRange};
+pub use series::{
+    AggregateGroupBy, AggregateQuery, AggregateRow, AggregateWindow, ScorePoint, Series, TimeRange,
+};
 
 /// Every role, as the server uses them. A backend hands out one of these.
 #[derive(Clone)]

@@ -1,7 +1,6 @@
 //! The time series: one score point per scored event, and every score change.
 
 use async_trait::async_trait;
-use credence_proto::v1 as pb;
 use credence_scorer::{ScoreChange, Timestamp};
 
 use crate::error::Result;
@@ -43,13 +42,52 @@ pub struct TimeRange {
     pub to: Option<Timestamp>,
 }
 
+/// The width of an aggregate window, aligned in UTC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AggregateWindow {
+    /// One hour, aligned to the hour.
+    Hour,
+    /// One day, aligned to midnight.
+    Day,
+}
+
+/// What aggregate rows are grouped by, beside the window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AggregateGroupBy {
+    /// One row per subject and window.
+    Subject,
+    /// One row per region (the score point's; "" without a profile) and window.
+    Region,
+    /// One row per event type and window.
+    EventType,
+}
+
+/// One window of one group.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AggregateRow {
+    /// Start of the window (inclusive).
+    pub window_start: Timestamp,
+    /// The group's key: a subject id, region or event type.
+    pub key: String,
+    /// Events scored in the window.
+    pub events: u64,
+    /// Score changes made in the window.
+    pub changes: u64,
+    /// Sum of all deltas.
+    pub delta_sum: f64,
+    /// Sum of positive deltas.
+    pub delta_positive: f64,
+    /// Sum of negative deltas.
+    pub delta_negative: f64,
+}
+
 /// What [`Series::aggregates`] computes.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AggregateQuery {
     /// Window: hour or day.
-    pub window: pb::AggregateWindow,
+    pub window: AggregateWindow,
     /// Grouping: subject, region or event type.
-    pub group_by: pb::AggregateGroupBy,
+    pub group_by: AggregateGroupBy,
     /// Time range of event times.
     pub range: TimeRange,
     /// Only this subject ("" for all).
@@ -92,9 +130,5 @@ pub trait Series: Send + Sync {
         page: &Page,
     ) -> Result<Paged<ScoreChange>>;
     /// Windowed counts and score deltas, ordered by window start then key.
-    async fn aggregates(
-        &self,
-        query: &AggregateQuery,
-        page: &Page,
-    ) -> Result<Paged<pb::AggregateRow>>;
+    async fn aggregates(&self, query: &AggregateQuery, page: &Page) -> Result<Paged<AggregateRow>>;
 }

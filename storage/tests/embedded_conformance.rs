@@ -4,15 +4,14 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use credence_proto::v1 as pb;
 use credence_scorer::{
-    DedupWindow, Rule, RuleHistory, ScoreChange, ScoringConfig, SubjectState, Timestamp,
-    event_digest,
+    DedupWindow, ListKind, Rule, RuleHistory, ScoreChange, ScoringConfig, SubjectState, Timestamp,
+    Value, event_digest,
 };
 use credence_storage::embedded::{Embedded, EmbeddedOptions};
 use credence_storage::{
-    ArchivedEvent, ChangedState, Claim, EventFilter, ListFilter, Page, QueryLimits, ScorePoint,
-    Stores, TimeRange,
+    ArchivedEvent, ChangedState, Claim, EventFilter, ListEntry, ListFilter, Page, QueryLimits,
+    ReceivedEvent, Relation, RelationKind, ScorePoint, Stores, SubjectProfile, TimeRange,
 };
 
 /// A fresh data directory that outlives the test (the OS temp dir is cleaned elsewhere).
@@ -51,18 +50,15 @@ fn ts(nanos: i64) -> Timestamp {
 async fn a_reopen_keeps_everything_acknowledged() {
     let dir = data_dir();
     let t0 = 1_767_225_600_123_456_789;
-    let profile = pb::Profile {
+    let profile = SubjectProfile {
         subject_id: "s1".into(),
         display_name: "One".into(),
         region: "north".into(),
         flags: vec!["vip".into()],
         consent: [("marketing".to_owned(), true)].into(),
         attributes: [("k".to_owned(), "v".to_owned())].into(),
-        updated_at: Some(prost_types::Timestamp {
-            seconds: 1_767_225_600,
-            nanos: 5,
-        }),
-        ..pb::Profile::default()
+        updated_at: Some(ts(1_767_225_600_000_000_005)),
+        ..SubjectProfile::default()
     };
     let mut state = SubjectState::new("s1", 0.1 + 0.2, Arc::from("C"), ts(t0));
     state.last_event_id = "e1".into();
@@ -80,24 +76,15 @@ async fn a_reopen_keeps_everything_acknowledged() {
             (ts(t0), event_digest("e1")),
         ],
     );
-    let mut payload = prost_types::Struct::default();
-    payload.fields.insert(
-        "days_late".into(),
-        prost_types::Value {
-            kind: Some(prost_types::value::Kind::NumberValue(0.1 + 0.7)),
-        },
-    );
+    let payload = [("days_late".to_owned(), Value::Number(0.1 + 0.7))].into();
     let event = ArchivedEvent {
-        event: pb::Event {
+        event: ReceivedEvent {
             event_id: "e1".into(),
             subject_id: "s1".into(),
             event_type: "financial".into(),
-            occurred_at: Some(prost_types::Timestamp {
-                seconds: 1_767_225_600,
-                nanos: 123_456_789,
-            }),
+            occurred_at: Some(ts(t0)),
             payload: Some(payload),
-            ..pb::Event::default()
+            ..ReceivedEvent::default()
         },
         partition: 2,
         offset: 7,
@@ -130,22 +117,19 @@ async fn a_reopen_keeps_everything_acknowledged() {
         reason: Arc::from("Late"),
         inputs: std::collections::BTreeMap::new(),
     };
-    let relation = pb::Relation {
+    let relation = Relation {
         subject_id: "s1".into(),
         other_subject_id: "s2".into(),
-        kind: pb::RelationKind::Friend as i32,
+        kind: RelationKind::Friend,
         weight: 0.25,
         since: None,
     };
-    let entry = pb::ListEntry {
+    let entry = ListEntry {
         subject_id: "s1".into(),
-        kind: pb::ListKind::Block as i32,
+        kind: ListKind::Block,
         reason: "fraud".into(),
         expires_at: None,
-        created_at: Some(prost_types::Timestamp {
-            seconds: 1,
-            nanos: 2,
-        }),
+        created_at: Some(ts(1_000_000_002)),
     };
     let rule = Rule::new("late", "financial", -20.0);
     {

@@ -4,11 +4,12 @@ use std::sync::Arc;
 
 use credence_proto::v1 as pb;
 use credence_proto::v1::graph_service_server::GraphService;
-use credence_storage::RelationKey;
+use credence_storage::{RelationKey, RelationKind};
 use tonic::{Request, Response, Status};
 
 use super::{Node, required_id};
 use crate::association::{self, Reach};
+use crate::convert;
 use crate::error::Error;
 
 /// Most relations one request writes or removes.
@@ -31,8 +32,8 @@ fn relation_problem(r: &pb::Relation) -> Option<String> {
             r.subject_id
         ));
     }
-    if let Some(problem) = kind_problem("kind", r.kind) {
-        return Some(problem);
+    if let Err(problem) = convert::relation_kind("kind", r.kind) {
+        return Some(problem.to_string());
     }
     if !(r.weight.is_finite() && (0.0..=1.0).contains(&r.weight)) {
         return Some(format!("weight: {} is not in (0, 1] (0 means 1)", r.weight));
@@ -40,25 +41,9 @@ fn relation_problem(r: &pb::Relation) -> Option<String> {
     None
 }
 
-fn kind_problem(field: &str, kind: i32) -> Option<String> {
-    match pb::RelationKind::try_from(kind) {
-        Ok(pb::RelationKind::Unspecified) => Some(format!(
-            "{field}: is required (RELATION_KIND_FAMILY, _FRIEND, _COLLEAGUE, _NEIGHBOUR, \
-             _CLASSMATE or _BUSINESS_PARTNER)"
-        )),
-        Err(_) => Some(format!("{field}: {kind} is not a relation kind")),
-        Ok(_) => None,
-    }
-}
-
 /// Relation-kind filters: each must be a real kind.
-fn kinds(field: &str, kinds: &[i32]) -> Result<(), Status> {
-    for (i, &k) in kinds.iter().enumerate() {
-        if let Some(problem) = kind_problem(&format!("{field}[{i}]"), k) {
-            return Err(Error::invalid(problem));
-        }
-    }
-    Ok(())
+fn kinds(field: &str, kinds: &[i32]) -> Result<Vec<RelationKind>, Status> {
+    convert::relation_kinds(field, kinds).map_err(|e| Error::from(e).into())
 }
 
 fn too_many(field: &str, n: usize) -> Result<(), Status> {
@@ -80,18 +65,23 @@ impl GraphService for GraphApi {
         too_many("relations", relations.len())?;
         let mut rejected = Vec::new();
         let mut valid = Vec::with_capacity(relations.len());
-        for (i, mut r) in relations.into_iter().enumerate() {
-            if let Some(reason) = relation_problem(&r) {
-                rejected.push(pb::RelationError {
+        for (i, r) in relations.iter().enumerate() {
+            let checked = match relation_problem(r) {
+                Some(reason) => Err(reason),
+                None => convert::relation(r).map_err(|e| e.to_string()),
+            };
+            match checked {
+                Ok(mut r) => {
+                    if r.weight == 0.0 {
+                        r.weight = 1.0;
+                    }
+                    valid.push(r);
+                }
+                Err(reason) => rejected.push(pb::RelationError {
                     #[allow(clippy::cast_possible_truncation, reason = "at most MAX_RELATIONS")]
                     index: i as u32,
                     reason,
-                });
-            } else {
-                if r.weight == 0.0 {
-                    r.weight = 1.0;
-                }
-                valid.push(r);
+                }),
             }
         }
         let upserted = self
@@ -121,15 +111,17 @@ impl GraphService for GraphApi {
                 )));
             }
             // UNSPECIFIED removes every kind between the two.
-            if k.kind != 0 {
-                if let Some(problem) = kind_problem(&format!("relations[{i}].kind"), k.kind) {
-                    return Err(Error::invalid(problem));
-                }
-            }
+            let kind = match k.kind {
+                0 => None,
+                kind => Some(
+                    convert::relation_kind(&format!("relations[{i}].kind"), kind)
+                        .map_err(Error::from)?,
+                ),
+            };
             checked.push(RelationKey {
                 subject_id: k.subject_id,
                 other_subject_id: k.other_subject_id,
-                kind: k.kind,
+                kind,
             });
         }
         let removed = self
@@ -155,7 +147,7 @@ impl GraphService for GraphApi {
                 return Err(Error::invalid(format!("depth: {d} is not in 1..=3")));
             }
         };
-        kinds("kinds", &r.kinds)?;
+        let kinds = kinds("kinds", &r.kinds)?;
         let limit = match r.limit {
             0 => 1_000,
             n => n.min(100_000) as usize,
@@ -164,11 +156,11 @@ impl GraphService for GraphApi {
             .0
             .stores
             .graph
-            .neighbors(id, depth, &r.kinds, limit)
+            .neighbors(id, depth, &kinds, limit)
             .await
             .map_err(Error::from)?;
         Ok(Response::new(pb::GetNeighborsResponse {
-            neighbors,
+            neighbors: neighbors.into_iter().map(convert::neighbor_to_pb).collect(),
             truncated,
         }))
     }
@@ -187,17 +179,21 @@ impl GraphService for GraphApi {
                 return Err(Error::invalid(format!("max_depth: {d} is not in 1..=6")));
             }
         };
-        kinds("kinds", &r.kinds)?;
+        let kinds = kinds("kinds", &r.kinds)?;
         let path = self
             .0
             .stores
             .graph
-            .find_path(from, to, max_depth, &r.kinds)
+            .find_path(from, to, max_depth, &kinds)
             .await
             .map_err(Error::from)?;
         Ok(Response::new(pb::FindPathResponse {
             found: path.is_some(),
-            steps: path.unwrap_or_default(),
+            steps: path
+                .unwrap_or_default()
+                .into_iter()
+                .map(convert::path_step_to_pb)
+                .collect(),
         }))
     }
 
@@ -215,10 +211,10 @@ impl GraphService for GraphApi {
                 return Err(Error::invalid(format!("depth: {d} is not in 1..=3")));
             }
         };
-        kinds("kinds", &r.kinds)?;
+        let kinds = kinds("kinds", &r.kinds)?;
         let reach = Reach {
             depth,
-            kinds: &r.kinds,
+            kinds: &kinds,
             attenuation: settings.association_attenuation,
             baseline: self.0.catalog.live().engine.config().baseline,
         };
@@ -227,7 +223,10 @@ impl GraphService for GraphApi {
             .map_err(Error::from)?;
         Ok(Response::new(pb::GetAssociationResponse {
             association: value.unwrap_or(0.0),
-            contributors,
+            contributors: contributors
+                .into_iter()
+                .map(convert::contributor_to_pb)
+                .collect(),
             attenuation: settings.association_attenuation,
         }))
     }

@@ -76,11 +76,11 @@ impl IngestionService for IngestionApi {
         request: Request<pb::UpsertProfilesRequest>,
     ) -> Result<Response<pb::UpsertProfilesResponse>, Status> {
         let profiles = request.into_inner().profiles;
-        let now = convert::timestamp_to_pb(credence_scorer::Timestamp::now());
+        let now = credence_scorer::Timestamp::now();
         let mut response = pb::UpsertProfilesResponse::default();
         let mut valid = Vec::new();
         let mut positions = Vec::new();
-        for (i, mut profile) in profiles.into_iter().enumerate() {
+        for (i, profile) in profiles.into_iter().enumerate() {
             #[allow(
                 clippy::cast_possible_truncation,
                 reason = "request sizes are far below u32"
@@ -94,9 +94,8 @@ impl IngestionService for IngestionApi {
                 reason: problem.clone().unwrap_or_default(),
             });
             if problem.is_none() {
-                profile.updated_at = Some(now);
                 positions.push(i);
-                valid.push(profile);
+                valid.push(convert::profile(profile, Some(now)));
             } else {
                 response.rejected += 1;
             }

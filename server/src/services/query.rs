@@ -48,7 +48,8 @@ impl QueryService for QueryApi {
             .await
             .map_err(Error::from)?
             .pop()
-            .flatten();
+            .flatten()
+            .map(convert::profile_to_pb);
         let snapshot = stores
             .snapshots
             .get_snapshots(&ids)
@@ -173,7 +174,11 @@ impl QueryService for QueryApi {
             .await
             .map_err(Error::from)?;
         Ok(Response::new(pb::ListEventsResponse {
-            events: events.items.into_iter().map(|a| a.event).collect(),
+            events: events
+                .items
+                .into_iter()
+                .map(|a| convert::received_event_to_pb(a.event))
+                .collect(),
             next_page_token: events.next_token,
         }))
     }
@@ -226,20 +231,15 @@ impl QueryService for QueryApi {
         request: Request<pb::GetAggregatesRequest>,
     ) -> Result<Response<pb::GetAggregatesResponse>, Status> {
         let r = request.into_inner();
-        let Ok(window @ (pb::AggregateWindow::Hour | pb::AggregateWindow::Day)) =
-            pb::AggregateWindow::try_from(r.window)
-        else {
+        let Some(window) = convert::aggregate_window(r.window) else {
             return Err(Error::invalid(
                 "window is required: AGGREGATE_WINDOW_HOUR or AGGREGATE_WINDOW_DAY",
             ));
         };
-        let group_by = match pb::AggregateGroupBy::try_from(r.group_by) {
-            Ok(pb::AggregateGroupBy::Unspecified) | Err(_) => {
-                return Err(Error::invalid(
-                    "group_by is required: AGGREGATE_GROUP_BY_SUBJECT, _REGION or _EVENT_TYPE",
-                ));
-            }
-            Ok(g) => g,
+        let Some(group_by) = convert::aggregate_group_by(r.group_by) else {
+            return Err(Error::invalid(
+                "group_by is required: AGGREGATE_GROUP_BY_SUBJECT, _REGION or _EVENT_TYPE",
+            ));
         };
         if r.from.is_none() || r.to.is_none() {
             return Err(Error::invalid(
@@ -262,7 +262,11 @@ impl QueryService for QueryApi {
             .await
             .map_err(Error::from)?;
         Ok(Response::new(pb::GetAggregatesResponse {
-            rows: rows.items,
+            rows: rows
+                .items
+                .into_iter()
+                .map(convert::aggregate_row_to_pb)
+                .collect(),
             next_page_token: rows.next_token,
         }))
     }

@@ -280,14 +280,13 @@ impl ScoringService for ScoringApi {
         &self,
         request: Request<pb::PutListEntryRequest>,
     ) -> Result<Response<pb::PutListEntryResponse>, Status> {
-        let mut entry = request
+        let entry = request
             .into_inner()
             .entry
             .ok_or_else(|| Error::required::<Error>("entry"))?;
         required_id("entry.subject_id", &entry.subject_id)?;
-        convert::list_kind("entry.kind", entry.kind).map_err(Error::from)?;
-        optional_time("entry.expires_at", entry.expires_at.as_ref())?;
-        entry.created_at = Some(convert::timestamp_to_pb(credence_scorer::Timestamp::now()));
+        let entry = convert::list_entry(&entry, credence_scorer::Timestamp::now())
+            .map_err(|e| Error::from(e.within("entry")))?;
         self.0
             .stores
             .lists
@@ -295,7 +294,7 @@ impl ScoringService for ScoringApi {
             .await
             .map_err(Error::from)?;
         Ok(Response::new(pb::PutListEntryResponse {
-            entry: Some(entry),
+            entry: Some(convert::list_entry_to_pb(entry)),
         }))
     }
 
@@ -305,12 +304,12 @@ impl ScoringService for ScoringApi {
     ) -> Result<Response<pb::RemoveListEntryResponse>, Status> {
         let r = request.into_inner();
         required_id("subject_id", &r.subject_id)?;
-        convert::list_kind("kind", r.kind).map_err(Error::from)?;
+        let kind = convert::list_kind("kind", r.kind).map_err(Error::from)?;
         let removed = self
             .0
             .stores
             .lists
-            .remove_entry(&r.subject_id, r.kind)
+            .remove_entry(&r.subject_id, kind)
             .await
             .map_err(Error::from)?;
         Ok(Response::new(pb::RemoveListEntryResponse { removed }))
@@ -321,11 +320,13 @@ impl ScoringService for ScoringApi {
         request: Request<pb::ListListEntriesRequest>,
     ) -> Result<Response<pb::ListListEntriesResponse>, Status> {
         let r = request.into_inner();
-        if r.kind != 0 {
-            convert::list_kind("kind", r.kind).map_err(Error::from)?;
-        }
+        // UNSPECIFIED lists both kinds.
+        let kind = match r.kind {
+            0 => None,
+            k => Some(convert::list_kind("kind", k).map_err(Error::from)?),
+        };
         let filter = ListFilter {
-            kind: r.kind,
+            kind,
             subject_id: r.subject_id,
             include_expired: r.include_expired,
             now: Some(credence_scorer::Timestamp::now()),
@@ -338,7 +339,11 @@ impl ScoringService for ScoringApi {
             .await
             .map_err(Error::from)?;
         Ok(Response::new(pb::ListListEntriesResponse {
-            entries: entries.items,
+            entries: entries
+                .items
+                .into_iter()
+                .map(convert::list_entry_to_pb)
+                .collect(),
             next_page_token: entries.next_token,
         }))
     }

@@ -18,7 +18,7 @@ fn batch(partition: u32, subject: &str, offsets: std::ops::Range<u64>) -> crate:
         #[allow(clippy::cast_possible_wrap, reason = "small test offsets")]
         let at = T0 + offset as i64 * HOUR;
         let mut e = event(&format!("{subject}-{offset}"), subject, "financial", at);
-        e.received_at = Some(pb_ts(at));
+        e.received_at = Some(ts(at));
         b.events.push(archived(e, partition, offset, true));
         let mut p = point(subject, "financial", "north", at, -5.0, 1, offset);
         p.partition = partition;

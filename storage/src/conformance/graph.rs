@@ -4,20 +4,20 @@
 
 use super::*;
 
-fn relation(a: &str, b: &str, kind: pb::RelationKind, weight: f64) -> pb::Relation {
-    pb::Relation {
+fn relation(a: &str, b: &str, kind: RelationKind, weight: f64) -> Relation {
+    Relation {
         subject_id: a.into(),
         other_subject_id: b.into(),
-        kind: kind as i32,
+        kind,
         weight,
-        since: Some(pb_ts(T0)),
+        since: Some(ts(T0)),
     }
 }
 
 /// Neighbours by depth with the heaviest shortest path, kind filters and limits; paths;
 /// replacement and removal of relations.
 pub async fn graph_neighbors_paths_and_updates(stores: Stores) {
-    use pb::RelationKind::{Colleague, Family, Friend};
+    use RelationKind::{Colleague, Family, Friend};
     let g = &stores.graph;
     let written = g
         .put_relations(vec![
@@ -30,7 +30,7 @@ pub async fn graph_neighbors_paths_and_updates(stores: Stores) {
         .await
         .expect("put");
     assert_eq!(written, 5);
-    let neighbors = |depth: u32, kinds: Vec<i32>, limit: usize| {
+    let neighbors = |depth: u32, kinds: Vec<RelationKind>, limit: usize| {
         let g = g.clone();
         async move {
             g.neighbors("a", depth, &kinds, limit)
@@ -38,7 +38,7 @@ pub async fn graph_neighbors_paths_and_updates(stores: Stores) {
                 .expect("neighbors")
         }
     };
-    let summary = |(n, truncated): (Vec<pb::Neighbor>, bool)| {
+    let summary = |(n, truncated): (Vec<Neighbor>, bool)| {
         (
             n.into_iter()
                 .map(|n| (n.subject_id, n.depth, n.kind, n.path_weight, n.path))
@@ -47,7 +47,7 @@ pub async fn graph_neighbors_paths_and_updates(stores: Stores) {
         )
     };
     let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
-    let (f, fa, co) = (Friend as i32, Family as i32, Colleague as i32);
+    let (f, fa, co) = (Friend, Family, Colleague);
     assert_eq!(
         summary(neighbors(1, vec![], 100).await),
         (
@@ -88,7 +88,7 @@ pub async fn graph_neighbors_paths_and_updates(stores: Stores) {
             .is_empty()
     );
 
-    let steps = |p: Option<Vec<pb::PathStep>>| {
+    let steps = |p: Option<Vec<PathStep>>| {
         p.map(|steps| {
             steps
                 .into_iter()
@@ -138,12 +138,12 @@ pub async fn graph_neighbors_paths_and_updates(stores: Stores) {
             RelationKey {
                 subject_id: "b".into(),
                 other_subject_id: "c".into(),
-                kind: fa,
+                kind: Some(fa),
             },
             RelationKey {
                 subject_id: "a".into(),
                 other_subject_id: "b".into(),
-                kind: co,
+                kind: Some(co),
             },
         ])
         .await
@@ -153,7 +153,7 @@ pub async fn graph_neighbors_paths_and_updates(stores: Stores) {
         steps(g.find_path("a", "c", 3, &[]).await.expect("path")),
         Some(vec![("d".into(), co, 0.1), ("c".into(), f, 0.8)])
     );
-    // Kind 0 removes every kind between the two.
+    // A key without a kind removes every kind between the two.
     g.put_relations(vec![relation("a", "d", Friend, 0.3)])
         .await
         .expect("second kind");
@@ -161,7 +161,7 @@ pub async fn graph_neighbors_paths_and_updates(stores: Stores) {
         .remove_relations(vec![RelationKey {
             subject_id: "d".into(),
             other_subject_id: "a".into(),
-            kind: 0,
+            kind: None,
         }])
         .await
         .expect("remove all kinds");
@@ -191,7 +191,7 @@ pub async fn graph_path_search_stops_at_its_budget(stores: Stores) {
             relations.push(relation(
                 &format!("d{i}"),
                 &format!("d{j}"),
-                pb::RelationKind::Friend,
+                RelationKind::Friend,
                 1.0,
             ));
         }

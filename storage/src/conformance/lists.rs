@@ -4,19 +4,19 @@
 
 use super::*;
 
-fn entry(subject: &str, kind: pb::ListKind, expires: Option<i64>) -> pb::ListEntry {
-    pb::ListEntry {
+fn entry(subject: &str, kind: ListKind, expires: Option<i64>) -> ListEntry {
+    ListEntry {
         subject_id: subject.into(),
-        kind: kind as i32,
+        kind,
         reason: format!("{subject} {kind:?}"),
-        expires_at: expires.map(pb_ts),
-        created_at: Some(pb_ts(T0)),
+        expires_at: expires.map(ts),
+        created_at: Some(ts(T0)),
     }
 }
 
 /// One entry per (subject, kind); listings filter by kind, subject and expiry and page.
 pub async fn lists_filter_expire_and_page(stores: Stores) {
-    use pb::ListKind::{Allow, Block};
+    use ListKind::{Allow, Block};
     let l = &stores.lists;
     let now = T0 + 10 * HOUR;
     let expired = entry("s1", Block, Some(now));
@@ -63,7 +63,7 @@ pub async fn lists_filter_expire_and_page(stores: Stores) {
     assert_eq!(second.items, vec![live.clone()]);
     assert!(second.next_token.is_empty());
     let blocks = ListFilter {
-        kind: Block as i32,
+        kind: Some(Block),
         ..everything.clone()
     };
     assert_eq!(
@@ -89,12 +89,8 @@ pub async fn lists_filter_expire_and_page(stores: Stores) {
         .await
         .expect("entries for");
     assert_eq!(for_subjects, vec![vec![expired, allow], vec![], vec![live]]);
-    assert!(l.remove_entry("s1", Block as i32).await.expect("remove"));
-    assert!(
-        !l.remove_entry("s1", Block as i32)
-            .await
-            .expect("remove again")
-    );
+    assert!(l.remove_entry("s1", Block).await.expect("remove"));
+    assert!(!l.remove_entry("s1", Block).await.expect("remove again"));
     assert_eq!(
         l.entries_for(&["s1".into()]).await.expect("after remove")[0].len(),
         1

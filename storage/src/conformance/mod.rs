@@ -41,16 +41,16 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use credence_proto::v1 as pb;
 use credence_scorer::{
-    DedupWindow, Rule, RuleHistory, RuleStatus, ScoreChange, ScoringConfig, SubjectState,
-    Timestamp, Value, event_digest,
+    DedupWindow, ListKind, Payload, Rule, RuleHistory, RuleStatus, ScoreChange, ScoringConfig,
+    SubjectState, Timestamp, Value, event_digest,
 };
-use prost_types::value::Kind;
 
 use crate::{
-    ArchivedEvent, ChangedState, Claim, EventFilter, ListFilter, Page, Paged, QueryLimits,
-    RelationKey, Result, ScorePoint, StorageError, Stores, SubjectFilter, TimeRange,
+    AggregateGroupBy, AggregateRow, AggregateWindow, ArchivedEvent, ChangedState, Claim,
+    EventFilter, EventLocation, ListEntry, ListFilter, Neighbor, Page, Paged, PathStep,
+    QueryLimits, ReceivedEvent, Relation, RelationKey, RelationKind, Result, ScorePoint,
+    StorageError, Stores, SubjectFilter, SubjectProfile, TimeRange,
 };
 
 /// The value of a call a role may answer with [`StorageError::Unsupported`]: `Some` on
@@ -138,15 +138,8 @@ fn ts(nanos: i64) -> Timestamp {
     Timestamp::from_nanos(nanos)
 }
 
-fn pb_ts(nanos: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: nanos.div_euclid(1_000_000_000),
-        nanos: nanos.rem_euclid(1_000_000_000) as i32,
-    }
-}
-
-fn profile(id: &str, region: &str) -> pb::Profile {
-    pb::Profile {
+fn profile(id: &str, region: &str) -> SubjectProfile {
+    SubjectProfile {
         subject_id: id.into(),
         display_name: format!("Name of {id}"),
         birth_year: 1990,
@@ -160,7 +153,7 @@ fn profile(id: &str, region: &str) -> pb::Profile {
         ]
         .into(),
         attributes: [("colour".to_owned(), "blue".to_owned())].into(),
-        updated_at: Some(pb_ts(T0 + 123_456_789)),
+        updated_at: Some(ts(T0 + 123_456_789)),
     }
 }
 
@@ -183,52 +176,31 @@ fn state(id: &str, score: f64, tier: &str) -> SubjectState {
     s
 }
 
-fn number(n: f64) -> prost_types::Value {
-    prost_types::Value {
-        kind: Some(Kind::NumberValue(n)),
-    }
-}
-
-fn event(id: &str, subject: &str, event_type: &str, at: i64) -> pb::Event {
-    let mut inner = prost_types::Struct::default();
-    inner.fields.insert("x".into(), number(0.1 + 0.2));
-    let mut payload = prost_types::Struct::default();
-    payload.fields.insert("days_late".into(), number(45.0));
-    payload.fields.insert("tiny".into(), number(5e-324));
-    payload.fields.insert(
-        "tag".into(),
-        prost_types::Value {
-            kind: Some(Kind::StringValue("ünï\"code".into())),
-        },
-    );
-    payload.fields.insert(
-        "ok".into(),
-        prost_types::Value {
-            kind: Some(Kind::BoolValue(true)),
-        },
-    );
-    payload.fields.insert(
-        "nested".into(),
-        prost_types::Value {
-            kind: Some(Kind::StructValue(inner)),
-        },
-    );
-    payload.fields.insert(
-        "list".into(),
-        prost_types::Value {
-            kind: Some(Kind::ListValue(prost_types::ListValue {
-                values: vec![number(-1.5), number(2.0)],
-            })),
-        },
-    );
-    pb::Event {
+fn event(id: &str, subject: &str, event_type: &str, at: i64) -> ReceivedEvent {
+    let inner: BTreeMap<String, Value> = [("x".to_owned(), Value::Number(0.1 + 0.2))].into();
+    let payload: Payload = [
+        ("days_late", Value::Number(45.0)),
+        ("tiny", Value::Number(5e-324)),
+        ("tag", Value::String("ünï\"code".into())),
+        ("ok", Value::Bool(true)),
+        ("none", Value::Null),
+        ("nested", Value::Map(inner)),
+        (
+            "list",
+            Value::List(vec![Value::Number(-1.5), Value::Number(2.0)]),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    ReceivedEvent {
         event_id: id.into(),
         subject_id: subject.into(),
         event_type: event_type.into(),
         event_subtype: "sub".into(),
         source_system: "bank".into(),
-        occurred_at: Some(pb_ts(at)),
-        location: Some(pb::Location {
+        occurred_at: Some(ts(at)),
+        location: Some(EventLocation {
             region: "north".into(),
             district: "n-1".into(),
             lat: 59.123_456_789,
@@ -236,11 +208,11 @@ fn event(id: &str, subject: &str, event_type: &str, at: i64) -> pb::Event {
         }),
         payload: Some(payload),
         evidence_uri: format!("s3://evidence/{id}"),
-        received_at: Some(pb_ts(at + 1)),
+        received_at: Some(ts(at + 1)),
     }
 }
 
-fn archived(event: pb::Event, partition: u32, offset: u64, applied: bool) -> ArchivedEvent {
+fn archived(event: ReceivedEvent, partition: u32, offset: u64, applied: bool) -> ArchivedEvent {
     ArchivedEvent {
         event,
         partition,

@@ -2,15 +2,14 @@
 //! (partition, offset) (see `HighWater` in `duck.rs`).
 
 use async_trait::async_trait;
-use credence_proto::v1 as pb;
 use credence_scorer::Timestamp;
 use duckdb::{Connection, Row};
 use rustc_hash::FxHashMap;
 
-use crate::archive::{Archive, ArchivedEvent, EventFilter};
+use crate::archive::{Archive, ArchivedEvent, EventFilter, EventLocation, ReceivedEvent};
 use crate::commit::DeadLetter;
 use crate::embedded::columns as col;
-use crate::embedded::convert::{nanos, opt_nanos, struct_from_json, struct_to_json, timestamp};
+use crate::embedded::convert::{payload_from_json, payload_to_json};
 use crate::embedded::duck::{Ctx, Duck, HighWater, Listing, in_transaction};
 use crate::embedded::sql::Where;
 use crate::error::Result;
@@ -25,7 +24,7 @@ fn event_from_row(row: &Row<'_>) -> Result<ArchivedEvent> {
     let region: Option<String> = row.get(6).ctx(what)?;
     // A stored location has every column set; none set means the event had no location.
     let location = match region {
-        Some(region) => Some(pb::Location {
+        Some(region) => Some(EventLocation {
             region,
             district: row
                 .get::<_, Option<String>>(7)
@@ -39,20 +38,26 @@ fn event_from_row(row: &Row<'_>) -> Result<ArchivedEvent> {
     let payload = row
         .get::<_, Option<String>>(10)
         .ctx(what)?
-        .map(|text| struct_from_json(&text))
+        .map(|text| payload_from_json(&text))
         .transpose()?;
+    let time = |i| -> Result<Option<Timestamp>> {
+        Ok(row
+            .get::<_, Option<i64>>(i)
+            .ctx(what)?
+            .map(Timestamp::from_nanos))
+    };
     Ok(ArchivedEvent {
-        event: pb::Event {
+        event: ReceivedEvent {
             event_id: row.get(0).ctx(what)?,
             subject_id: row.get(1).ctx(what)?,
             event_type: row.get(2).ctx(what)?,
             event_subtype: row.get(3).ctx(what)?,
             source_system: row.get(4).ctx(what)?,
-            occurred_at: row.get::<_, Option<i64>>(5).ctx(what)?.map(timestamp),
+            occurred_at: time(5)?,
             location,
             payload,
             evidence_uri: row.get(11).ctx(what)?,
-            received_at: row.get::<_, Option<i64>>(12).ctx(what)?.map(timestamp),
+            received_at: time(12)?,
         },
         partition: row.get(13).ctx(what)?,
         offset: row.get(14).ctx(what)?,
@@ -75,13 +80,7 @@ pub(super) fn append_in(
     let ev = || events.iter().map(|a| &a.event);
     let loc = || ev().map(|e| e.location.as_ref());
     let payloads = ev()
-        .map(|e| e.payload.as_ref().map(struct_to_json).transpose())
-        .collect::<Result<Vec<_>>>()?;
-    let occurred = ev()
-        .map(|e| opt_nanos(e.occurred_at.as_ref(), "occurred_at"))
-        .collect::<Result<Vec<_>>>()?;
-    let received = ev()
-        .map(|e| opt_nanos(e.received_at.as_ref(), "received_at"))
+        .map(|e| e.payload.as_ref().map(payload_to_json).transpose())
         .collect::<Result<Vec<_>>>()?;
     let columns = vec![
         ("event_id", col::text(ev().map(|e| e.event_id.as_str()))),
@@ -95,7 +94,10 @@ pub(super) fn append_in(
             "source_system",
             col::text(ev().map(|e| e.source_system.as_str())),
         ),
-        ("occurred_at", col::opt_i64s(occurred.into_iter())),
+        (
+            "occurred_at",
+            col::opt_i64s(ev().map(|e| e.occurred_at.map(Timestamp::nanos))),
+        ),
         (
             "region",
             col::opt_text(loc().map(|l| l.map(|l| l.region.as_str()))),
@@ -114,7 +116,10 @@ pub(super) fn append_in(
             "evidence_uri",
             col::text(ev().map(|e| e.evidence_uri.as_str())),
         ),
-        ("received_at", col::opt_i64s(received.into_iter())),
+        (
+            "received_at",
+            col::opt_i64s(ev().map(|e| e.received_at.map(Timestamp::nanos))),
+        ),
         (
             "bus_partition",
             col::u32s(events.iter().map(|a| a.partition)),
@@ -175,13 +180,7 @@ impl Archive for Duck {
         };
         self.list(&listing, filters, page, event_from_row, |a| {
             vec![
-                KeyPart::I64(
-                    a.event
-                        .occurred_at
-                        .as_ref()
-                        .and_then(|t| nanos(t, "occurred_at").ok())
-                        .unwrap_or(0),
-                ),
+                KeyPart::I64(a.event.occurred_at.map_or(0, Timestamp::nanos)),
                 KeyPart::Text(a.event.event_id.clone()),
                 KeyPart::U64(u64::from(a.partition)),
                 KeyPart::U64(a.offset),

@@ -1,113 +1,101 @@
-//! Conversions between protobuf values and what the tables store: nanosecond integers for
-//! timestamps, JSON text for `google.protobuf.Struct` and maps.
+//! What the tables store for domain values: JSON text for payloads and maps, and the
+//! numbers of the kinds.
+//!
+//! The formats are those of every data directory written so far: payloads as a JSON object
+//! (numbers exact, as `serde_json` writes an `f64`), relation and list kinds as the numbers
+//! of the `credence.v1` enums they were once stored from. Changing either would make
+//! existing data unreadable.
 
-use std::collections::BTreeMap;
-
-use prost_types::value::Kind;
-use prost_types::{ListValue, Struct, Value};
-use serde::ser::{SerializeMap, SerializeSeq};
-use serde::{Serialize, Serializer};
+use credence_scorer::{ListKind, Payload, Value};
+use serde::Serialize;
 
 use crate::error::{Result, StorageError};
+use crate::graph::RelationKind;
 
-const NANOS_PER_SECOND: i64 = 1_000_000_000;
-
-/// Nanoseconds since the epoch of a protobuf timestamp; refused outside the years 1678 to
-/// 2261 (what 64 bits of nanoseconds hold).
-pub(super) fn nanos(ts: &prost_types::Timestamp, field: &str) -> Result<i64> {
-    ts.seconds
-        .checked_mul(NANOS_PER_SECOND)
-        .and_then(|n| n.checked_add(i64::from(ts.nanos)))
-        .ok_or_else(|| {
-            StorageError::Invalid(format!(
-                "{field} {}s is outside the storable range (years 1678 to 2261)",
-                ts.seconds
-            ))
-        })
-}
-
-/// Like [`nanos`] for an optional timestamp.
-pub(super) fn opt_nanos(ts: Option<&prost_types::Timestamp>, field: &str) -> Result<Option<i64>> {
-    ts.map(|t| nanos(t, field)).transpose()
-}
-
-/// The protobuf timestamp of nanoseconds since the epoch.
-pub(super) fn timestamp(nanos: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: nanos.div_euclid(NANOS_PER_SECOND),
-        nanos: nanos.rem_euclid(NANOS_PER_SECOND) as i32,
-    }
-}
-
-/// Serialises a `Struct` as a JSON object (numbers exact; non-finite numbers, which JSON
-/// cannot hold and ingestion refuses, become null).
-pub(super) struct StructJson<'a>(pub(super) &'a Struct);
-
-struct ValueJson<'a>(&'a Value);
-
-impl Serialize for StructJson<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.0.fields.len()))?;
-        for (k, v) in &self.0.fields {
-            map.serialize_entry(k, &ValueJson(v))?;
-        }
-        map.end()
-    }
-}
-
-impl Serialize for ValueJson<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        match &self.0.kind {
-            Some(Kind::NumberValue(n)) if n.is_finite() => s.serialize_f64(*n),
-            None | Some(Kind::NullValue(_) | Kind::NumberValue(_)) => s.serialize_unit(),
-            Some(Kind::StringValue(v)) => s.serialize_str(v),
-            Some(Kind::BoolValue(b)) => s.serialize_bool(*b),
-            Some(Kind::StructValue(st)) => StructJson(st).serialize(s),
-            Some(Kind::ListValue(list)) => {
-                let mut seq = s.serialize_seq(Some(list.values.len()))?;
-                for v in &list.values {
-                    seq.serialize_element(&ValueJson(v))?;
-                }
-                seq.end()
-            }
-        }
-    }
-}
-
-/// The JSON text of a `Struct`.
-pub(super) fn struct_to_json(value: &Struct) -> Result<String> {
-    serde_json::to_string(&StructJson(value))
+/// The JSON text of a payload. Non-finite numbers, which JSON cannot hold and ingestion
+/// refuses, become null.
+pub(super) fn payload_to_json(payload: &Payload) -> Result<String> {
+    serde_json::to_string(payload)
         .map_err(|e| StorageError::Backend(format!("encoding a payload as JSON: {e}")))
 }
 
-/// A `Struct` from its JSON text.
-pub(super) fn struct_from_json(text: &str) -> Result<Struct> {
+/// A payload from its JSON text.
+pub(super) fn payload_from_json(text: &str) -> Result<Payload> {
     let parsed: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text)
         .map_err(|e| StorageError::Backend(format!("stored payload is not a JSON object: {e}")))?;
-    Ok(object_to_struct(parsed))
+    Ok(object_to_payload(parsed))
 }
 
-fn object_to_struct(object: serde_json::Map<String, serde_json::Value>) -> Struct {
-    Struct {
-        fields: object
-            .into_iter()
-            .map(|(k, v)| (k, json_to_value(v)))
-            .collect::<BTreeMap<_, _>>(),
-    }
+// Converted by hand rather than through `Value`'s untagged `Deserialize`: every JSON number
+// becomes an `f64` the one way `serde_json` reads it, whatever its form.
+fn object_to_payload(object: serde_json::Map<String, serde_json::Value>) -> Payload {
+    object
+        .into_iter()
+        .map(|(k, v)| (k, json_to_value(v)))
+        .collect()
 }
 
 fn json_to_value(value: serde_json::Value) -> Value {
-    let kind = match value {
-        serde_json::Value::Null => Kind::NullValue(0),
-        serde_json::Value::Bool(b) => Kind::BoolValue(b),
-        serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(f64::NAN)),
-        serde_json::Value::String(s) => Kind::StringValue(s),
-        serde_json::Value::Array(items) => Kind::ListValue(ListValue {
-            values: items.into_iter().map(json_to_value).collect(),
-        }),
-        serde_json::Value::Object(object) => Kind::StructValue(object_to_struct(object)),
-    };
-    Value { kind: Some(kind) }
+    match value {
+        serde_json::Value::Null => Value::Null,
+        serde_json::Value::Bool(b) => Value::Bool(b),
+        serde_json::Value::Number(n) => Value::Number(n.as_f64().unwrap_or(f64::NAN)),
+        serde_json::Value::String(s) => Value::String(s),
+        serde_json::Value::Array(items) => {
+            Value::List(items.into_iter().map(json_to_value).collect())
+        }
+        serde_json::Value::Object(object) => Value::Map(object_to_payload(object)),
+    }
+}
+
+/// The stored number of a relation kind.
+pub(super) fn relation_kind_code(kind: RelationKind) -> i32 {
+    match kind {
+        RelationKind::Family => 1,
+        RelationKind::Friend => 2,
+        RelationKind::Colleague => 3,
+        RelationKind::Neighbour => 4,
+        RelationKind::Classmate => 5,
+        RelationKind::BusinessPartner => 6,
+    }
+}
+
+/// The relation kind of a stored number.
+pub(super) fn relation_kind(code: i32) -> Result<RelationKind> {
+    Ok(match code {
+        1 => RelationKind::Family,
+        2 => RelationKind::Friend,
+        3 => RelationKind::Colleague,
+        4 => RelationKind::Neighbour,
+        5 => RelationKind::Classmate,
+        6 => RelationKind::BusinessPartner,
+        _ => {
+            return Err(StorageError::Backend(format!(
+                "a stored relation has kind {code}, which is none of 1 to 6; the relations \
+                 table was written by something else: remove or correct that row"
+            )));
+        }
+    })
+}
+
+/// The stored number of a list kind.
+pub(super) fn list_kind_code(kind: ListKind) -> i32 {
+    match kind {
+        ListKind::Block => 1,
+        ListKind::Allow => 2,
+    }
+}
+
+/// The list kind of a stored number.
+pub(super) fn list_kind(code: i32) -> Result<ListKind> {
+    match code {
+        1 => Ok(ListKind::Block),
+        2 => Ok(ListKind::Allow),
+        _ => Err(StorageError::Backend(format!(
+            "a stored list entry has kind {code}, which is neither 1 (block) nor 2 (allow); \
+             the list_entries table was written by something else: remove or correct that row"
+        ))),
+    }
 }
 
 /// JSON text of any serialisable value (maps and lists of profiles, rules, states).
@@ -125,66 +113,71 @@ mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
     use super::*;
 
+    fn payload() -> Payload {
+        let number = Value::Number;
+        [
+            ("b", Value::Bool(true)),
+            ("big", number(1e300)),
+            ("int", number(12_345_678_901_234_567.0)),
+            ("l", Value::List(vec![number(-2.5)])),
+            (
+                "m",
+                Value::Map([("x".to_owned(), number(0.1 + 0.2))].into()),
+            ),
+            ("n", number(45.0)),
+            ("neg0", number(-0.0)),
+            ("s", Value::String("é\"".into())),
+            ("tiny", number(5e-324)),
+            ("z", Value::Null),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+
+    /// The text written before payloads were domain values (by the `google.protobuf.Struct`
+    /// serialiser), for the same payload: the stored format has not changed.
+    const STORED: &str = r#"{"b":true,"big":1e+300,"int":1.2345678901234568e+16,"l":[-2.5],"m":{"x":0.30000000000000004},"n":45.0,"neg0":-0.0,"s":"é\"","tiny":5e-324,"z":null}"#;
+
     #[test]
-    fn timestamps_and_structs_round_trip() {
-        for n in [0, 1, -1, 1_767_261_600_123_456_789, -1_000_000_001] {
-            assert_eq!(nanos(&timestamp(n), "t").unwrap(), n);
+    fn payloads_are_stored_as_before_and_read_back_to_the_bit() {
+        let p = payload();
+        assert_eq!(payload_to_json(&p).unwrap(), STORED);
+        let back = payload_from_json(STORED).unwrap();
+        assert_eq!(back, p);
+        let bits = |p: &Payload, k: &str| match p.get(k) {
+            Some(Value::Number(n)) => n.to_bits(),
+            other => panic!("{k}: {other:?}"),
+        };
+        for k in ["big", "int", "n", "neg0", "tiny"] {
+            assert_eq!(bits(&back, k), bits(&p, k), "{k}");
         }
-        let mut inner = Struct::default();
-        inner.fields.insert(
-            "x".into(),
-            Value {
-                kind: Some(Kind::NumberValue(0.1 + 0.2)),
-            },
-        );
-        let mut s = Struct::default();
-        s.fields.insert(
-            "n".into(),
-            Value {
-                kind: Some(Kind::NumberValue(45.0)),
-            },
-        );
-        s.fields.insert(
-            "tiny".into(),
-            Value {
-                kind: Some(Kind::NumberValue(5e-324)),
-            },
-        );
-        s.fields.insert(
-            "s".into(),
-            Value {
-                kind: Some(Kind::StringValue("é\"".into())),
-            },
-        );
-        s.fields.insert(
-            "b".into(),
-            Value {
-                kind: Some(Kind::BoolValue(true)),
-            },
-        );
-        s.fields.insert(
-            "z".into(),
-            Value {
-                kind: Some(Kind::NullValue(0)),
-            },
-        );
-        s.fields.insert(
-            "m".into(),
-            Value {
-                kind: Some(Kind::StructValue(inner)),
-            },
-        );
-        s.fields.insert(
-            "l".into(),
-            Value {
-                kind: Some(Kind::ListValue(ListValue {
-                    values: vec![Value {
-                        kind: Some(Kind::NumberValue(-2.5)),
-                    }],
-                })),
-            },
-        );
-        let text = struct_to_json(&s).unwrap();
-        assert_eq!(struct_from_json(&text).unwrap(), s);
+    }
+
+    #[test]
+    fn non_finite_numbers_are_stored_as_null() {
+        let p: Payload = [("nan".to_owned(), Value::Number(f64::NAN))].into();
+        assert_eq!(payload_to_json(&p).unwrap(), r#"{"nan":null}"#);
+    }
+
+    #[test]
+    fn kinds_keep_their_stored_numbers() {
+        for (kind, code) in [
+            (RelationKind::Family, 1),
+            (RelationKind::Friend, 2),
+            (RelationKind::Colleague, 3),
+            (RelationKind::Neighbour, 4),
+            (RelationKind::Classmate, 5),
+            (RelationKind::BusinessPartner, 6),
+        ] {
+            assert_eq!(relation_kind_code(kind), code);
+            assert_eq!(relation_kind(code).unwrap(), kind);
+        }
+        assert!(relation_kind(7).unwrap_err().to_string().contains("kind 7"));
+        for (kind, code) in [(ListKind::Block, 1), (ListKind::Allow, 2)] {
+            assert_eq!(list_kind_code(kind), code);
+            assert_eq!(list_kind(code).unwrap(), kind);
+        }
+        assert!(list_kind(0).is_err());
     }
 }

@@ -9,12 +9,11 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use credence_proto::v1 as pb;
 use duckdb::{Config, Connection, Row, params_from_iter};
 use parking_lot::{Mutex, RwLock};
 use rustc_hash::FxHashMap;
 
-use crate::documents::{Claim, StoredSnapshot};
+use crate::documents::{Claim, StoredSnapshot, SubjectProfile};
 use crate::embedded::EmbeddedOptions;
 use crate::embedded::analytics::Running;
 use crate::embedded::graph::Adjacency;
@@ -37,7 +36,7 @@ pub struct Duck {
     /// The source of per-query analytics connections (`try_clone` needs a connection).
     pub(super) analytics: Mutex<Connection>,
     /// Profiles by subject.
-    pub(super) profiles: RwLock<FxHashMap<String, pb::Profile>>,
+    pub(super) profiles: RwLock<FxHashMap<String, SubjectProfile>>,
     /// Snapshots by subject.
     pub(super) snapshots: RwLock<SnapshotMemory>,
     /// Epoch and committed offset per partition.

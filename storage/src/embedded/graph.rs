@@ -2,20 +2,20 @@
 //! adjacency in memory for traversals.
 
 use async_trait::async_trait;
-use credence_proto::v1 as pb;
+use credence_scorer::Timestamp;
 use duckdb::{Connection, params};
 use rustc_hash::FxHashMap;
 
-use crate::embedded::convert::opt_nanos;
+use crate::embedded::convert::{relation_kind, relation_kind_code};
 use crate::embedded::duck::{Ctx, Duck, blocking, in_transaction};
 use crate::error::{Result, StorageError};
-use crate::graph::{Graph, RelationKey};
+use crate::graph::{Graph, Neighbor, PathStep, Relation, RelationKey, RelationKind};
 
 /// One side of a relation, as seen from a subject.
 #[derive(Clone, Debug)]
 struct Edge {
     other: String,
-    kind: i32,
+    kind: RelationKind,
     /// The effective weight (a stored 0 means 1).
     weight: f64,
 }
@@ -28,7 +28,7 @@ pub(super) struct Adjacency {
 
 impl Adjacency {
     /// Adds or replaces the relation (a, b, kind) on both sides.
-    fn put(&mut self, a: &str, b: &str, kind: i32, weight: f64) {
+    fn put(&mut self, a: &str, b: &str, kind: RelationKind, weight: f64) {
         for (from, to) in [(a, b), (b, a)] {
             let list = self.edges.entry(from.to_owned()).or_default();
             match list.iter_mut().find(|e| e.other == to && e.kind == kind) {
@@ -42,14 +42,14 @@ impl Adjacency {
         }
     }
 
-    /// Removes the relation (a, b, kind), or every kind between a and b for kind 0; how
+    /// Removes the relation (a, b, kind), or every kind between a and b for `None`; how
     /// many relations existed.
-    fn remove(&mut self, a: &str, b: &str, kind: i32) -> u32 {
+    fn remove(&mut self, a: &str, b: &str, kind: Option<RelationKind>) -> u32 {
         let mut removed = 0;
         for (from, to) in [(a, b), (b, a)] {
             if let Some(list) = self.edges.get_mut(from) {
                 let before = list.len();
-                list.retain(|e| !(e.other == to && (kind == 0 || e.kind == kind)));
+                list.retain(|e| !(e.other == to && kind.is_none_or(|k| e.kind == k)));
                 // Both sides list the same relations: count one side.
                 removed = (before - list.len()) as u32;
                 if list.is_empty() {
@@ -69,7 +69,7 @@ impl Adjacency {
         &'a self,
         start: &'a str,
         max_depth: u32,
-        kinds: &[i32],
+        kinds: &[RelationKind],
         stop_at: Option<&str>,
         budget: usize,
     ) -> Result<FxHashMap<&'a str, Reached<'a>>> {
@@ -138,7 +138,7 @@ struct Reached<'a> {
     /// Product of the weights along the path.
     weight: f64,
     /// Kind and weight of the last relation on the path.
-    kind: i32,
+    kind: RelationKind,
     edge_weight: f64,
     parent: &'a str,
 }
@@ -178,7 +178,7 @@ pub(super) fn load(conn: &Connection) -> Result<Adjacency> {
         graph.put(
             &a,
             &b,
-            row.get(2).ctx("reading a relation")?,
+            relation_kind(row.get(2).ctx("reading a relation")?)?,
             row.get(3).ctx("reading a relation")?,
         );
     }
@@ -187,9 +187,9 @@ pub(super) fn load(conn: &Connection) -> Result<Adjacency> {
 
 #[async_trait]
 impl Graph for Duck {
-    async fn put_relations(&self, relations: Vec<pb::Relation>) -> Result<u32> {
+    async fn put_relations(&self, relations: Vec<Relation>) -> Result<u32> {
         // One row per key: the last relation given for a key wins.
-        let mut last: FxHashMap<(&str, &str, i32), &pb::Relation> = FxHashMap::default();
+        let mut last: FxHashMap<(&str, &str, RelationKind), &Relation> = FxHashMap::default();
         for r in &relations {
             let (a, b) = ordered(&r.subject_id, &r.other_subject_id);
             last.insert((a, b, r.kind), r);
@@ -204,9 +204,9 @@ impl Graph for Duck {
                         app.append_row(params![
                             a,
                             b,
-                            kind,
+                            relation_kind_code(kind),
                             effective_weight(r.weight),
-                            opt_nanos(r.since.as_ref(), "since")?,
+                            r.since.map(Timestamp::nanos),
                         ])
                         .ctx("staging relations")?;
                     }
@@ -242,7 +242,9 @@ impl Graph for Duck {
                     .ctx("removing relations")?;
                 for k in &keys {
                     let (a, b) = ordered(&k.subject_id, &k.other_subject_id);
-                    stmt.execute(params![a, b, k.kind, k.kind])
+                    // 0, which no stored kind is, stands for every kind.
+                    let kind = k.kind.map_or(0, relation_kind_code);
+                    stmt.execute(params![a, b, kind, kind])
                         .ctx("removing relations")?;
                 }
                 Ok(())
@@ -260,9 +262,9 @@ impl Graph for Duck {
         &self,
         subject_id: &str,
         depth: u32,
-        kinds: &[i32],
+        kinds: &[RelationKind],
         limit: usize,
-    ) -> Result<(Vec<pb::Neighbor>, bool)> {
+    ) -> Result<(Vec<Neighbor>, bool)> {
         let depth = match depth {
             0 => 1,
             1..=3 => depth,
@@ -282,7 +284,7 @@ impl Graph for Duck {
             let neighbours = found
                 .into_iter()
                 .take(limit)
-                .map(|(id, r)| pb::Neighbor {
+                .map(|(id, r)| Neighbor {
                     subject_id: id.to_owned(),
                     depth: r.depth,
                     kind: r.kind,
@@ -302,8 +304,8 @@ impl Graph for Duck {
         from: &str,
         to: &str,
         max_depth: u32,
-        kinds: &[i32],
-    ) -> Result<Option<Vec<pb::PathStep>>> {
+        kinds: &[RelationKind],
+    ) -> Result<Option<Vec<PathStep>>> {
         let max_depth = if max_depth == 0 { 6 } else { max_depth.min(6) };
         if from == to {
             return Ok(Some(Vec::new())); // there already: no hop
@@ -318,7 +320,7 @@ impl Graph for Duck {
             let mut steps = Vec::new();
             for id in path_to(&reached, to) {
                 if let Some(r) = reached.get(id) {
-                    steps.push(pb::PathStep {
+                    steps.push(PathStep {
                         subject_id: id.to_owned(),
                         kind: r.kind,
                         weight: r.edge_weight,

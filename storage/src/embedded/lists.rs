@@ -5,13 +5,13 @@ use std::ops::Bound;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use credence_proto::v1 as pb;
+use credence_scorer::{ListKind, Timestamp};
 use duckdb::{Connection, params};
 
-use crate::embedded::convert::{nanos, opt_nanos, timestamp};
+use crate::embedded::convert::{list_kind, list_kind_code};
 use crate::embedded::duck::{Ctx, Duck, in_transaction};
 use crate::error::Result;
-use crate::lists::{ListFilter, Lists};
+use crate::lists::{ListEntry, ListFilter, Lists};
 use crate::page::{KeyKind, KeyPart, Page, Paged};
 
 /// The name of the entry listing in page tokens, and its key (subject, kind).
@@ -20,7 +20,7 @@ const KEY: &[KeyKind] = &[KeyKind::Text, KeyKind::I64];
 
 /// Entries by subject, then kind: ordered for listings, and looked up by `&str` without
 /// building a key on the scoring path.
-pub(super) type Entries = BTreeMap<String, BTreeMap<i32, pb::ListEntry>>;
+pub(super) type Entries = BTreeMap<String, BTreeMap<ListKind, ListEntry>>;
 
 /// Every stored entry.
 pub(super) fn load(conn: &Connection) -> Result<Entries> {
@@ -29,18 +29,26 @@ pub(super) fn load(conn: &Connection) -> Result<Entries> {
         .ctx("loading list entries")?;
     let rows = stmt
         .query_map([], |row| {
-            Ok(pb::ListEntry {
-                subject_id: row.get(0)?,
-                kind: row.get(1)?,
-                reason: row.get::<_, Option<String>>(2)?.unwrap_or_default(),
-                expires_at: row.get::<_, Option<i64>>(3)?.map(timestamp),
-                created_at: row.get::<_, Option<i64>>(4)?.map(timestamp),
-            })
+            let time = |i| -> duckdb::Result<Option<Timestamp>> {
+                Ok(row.get::<_, Option<i64>>(i)?.map(Timestamp::from_nanos))
+            };
+            Ok((
+                row.get::<_, i32>(1)?,
+                ListEntry {
+                    subject_id: row.get(0)?,
+                    // Set from the stored number below.
+                    kind: ListKind::Block,
+                    reason: row.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                    expires_at: time(3)?,
+                    created_at: time(4)?,
+                },
+            ))
         })
         .ctx("loading list entries")?;
     let mut out = Entries::new();
-    for entry in rows {
-        let entry = entry.ctx("loading list entries")?;
+    for row in rows {
+        let (code, mut entry) = row.ctx("loading list entries")?;
+        entry.kind = list_kind(code)?;
         out.entry(entry.subject_id.clone())
             .or_default()
             .insert(entry.kind, entry);
@@ -50,24 +58,23 @@ pub(super) fn load(conn: &Connection) -> Result<Entries> {
 
 #[async_trait]
 impl Lists for Duck {
-    async fn put_entry(&self, entry: pb::ListEntry) -> Result<bool> {
-        let expires_at = opt_nanos(entry.expires_at.as_ref(), "expires_at")?;
-        let created_at = opt_nanos(entry.created_at.as_ref(), "created_at")?;
+    async fn put_entry(&self, entry: ListEntry) -> Result<bool> {
+        let code = list_kind_code(entry.kind);
         self.write(|w| {
             in_transaction(&w.conn, "storing a list entry", |conn| {
                 conn.execute(
                     "DELETE FROM store.list_entries WHERE subject_id = ? AND kind = ?",
-                    params![entry.subject_id, entry.kind],
+                    params![entry.subject_id, code],
                 )
                 .ctx("storing a list entry")?;
                 conn.execute(
                     "INSERT INTO store.list_entries VALUES (?, ?, ?, ?, ?)",
                     params![
                         entry.subject_id,
-                        entry.kind,
+                        code,
                         entry.reason,
-                        expires_at,
-                        created_at
+                        entry.expires_at.map(Timestamp::nanos),
+                        entry.created_at.map(Timestamp::nanos),
                     ],
                 )
                 .ctx("storing a list entry")
@@ -82,12 +89,12 @@ impl Lists for Duck {
         })
     }
 
-    async fn remove_entry(&self, subject_id: &str, kind: i32) -> Result<bool> {
+    async fn remove_entry(&self, subject_id: &str, kind: ListKind) -> Result<bool> {
         self.write(|w| {
             w.conn
                 .execute(
                     "DELETE FROM store.list_entries WHERE subject_id = ? AND kind = ?",
-                    params![subject_id, kind],
+                    params![subject_id, list_kind_code(kind)],
                 )
                 .ctx("removing a list entry")?;
             let mut memory = self.lists.write();
@@ -102,7 +109,7 @@ impl Lists for Duck {
         })
     }
 
-    async fn list_entries(&self, filter: &ListFilter, page: &Page) -> Result<Paged<pb::ListEntry>> {
+    async fn list_entries(&self, filter: &ListFilter, page: &Page) -> Result<Paged<ListEntry>> {
         let after = match page.after(LISTING, KEY)? {
             Some(key) => match key.as_slice() {
                 [KeyPart::Text(subject), KeyPart::I64(kind)] => {
@@ -118,18 +125,14 @@ impl Lists for Duck {
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as i64),
         };
-        let live = |e: &pb::ListEntry| {
-            e.expires_at
-                .as_ref()
-                .is_none_or(|t| nanos(t, "expires_at").is_ok_and(|t| t > now))
-        };
+        let live = |e: &ListEntry| e.expires_at.is_none_or(|t| t.nanos() > now);
         let memory = self.lists.read();
         // Keyset: subjects from the token's on, and in its subject the kinds after its kind.
         let start = match &after {
             Some((subject, _)) => Bound::Included(subject.as_str()),
             None => Bound::Unbounded,
         };
-        let subjects: Box<dyn Iterator<Item = (&String, &BTreeMap<i32, pb::ListEntry>)>> =
+        let subjects: Box<dyn Iterator<Item = (&String, &BTreeMap<ListKind, ListEntry>)>> =
             if filter.subject_id.is_empty() {
                 Box::new(memory.range::<str, _>((start, Bound::Unbounded)))
             } else {
@@ -137,14 +140,17 @@ impl Lists for Duck {
             };
         let items = subjects
             .flat_map(|(subject, kinds)| {
+                // The token's key holds the kind's stored number; kinds sort as their numbers.
                 let first = match &after {
-                    Some((s, kind)) if s == subject => Bound::Excluded(*kind),
-                    Some((s, _)) if s > subject => Bound::Excluded(i32::MAX),
-                    _ => Bound::Unbounded,
+                    Some((s, kind)) if s == subject => *kind,
+                    Some((s, _)) if s > subject => i32::MAX,
+                    _ => i32::MIN,
                 };
-                kinds.range((first, Bound::Unbounded)).map(|(_, e)| e)
+                kinds
+                    .values()
+                    .filter(move |e| list_kind_code(e.kind) > first)
             })
-            .filter(|e| filter.kind == 0 || e.kind == filter.kind)
+            .filter(|e| filter.kind.is_none_or(|k| e.kind == k))
             .filter(|e| filter.include_expired || live(e))
             .take(page.limit() + 1)
             .cloned()
@@ -152,12 +158,12 @@ impl Lists for Duck {
         Ok(page.paged(LISTING, items, |e| {
             vec![
                 KeyPart::Text(e.subject_id.clone()),
-                KeyPart::I64(i64::from(e.kind)),
+                KeyPart::I64(i64::from(list_kind_code(e.kind))),
             ]
         }))
     }
 
-    async fn entries_for(&self, subject_ids: &[String]) -> Result<Vec<Vec<pb::ListEntry>>> {
+    async fn entries_for(&self, subject_ids: &[String]) -> Result<Vec<Vec<ListEntry>>> {
         let memory = self.lists.read();
         Ok(subject_ids
             .iter()

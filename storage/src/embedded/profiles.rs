@@ -3,17 +3,17 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use credence_proto::v1 as pb;
+use credence_scorer::Timestamp;
 use duckdb::{Connection, params};
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::documents::Profiles;
-use crate::embedded::convert::{from_json, opt_nanos, timestamp, to_json};
+use crate::documents::{Profiles, SubjectProfile};
+use crate::embedded::convert::{from_json, to_json};
 use crate::embedded::duck::{Ctx, Duck, in_transaction};
 use crate::error::Result;
 
 /// Every stored profile.
-pub(super) fn load(conn: &Connection) -> Result<FxHashMap<String, pb::Profile>> {
+pub(super) fn load(conn: &Connection) -> Result<FxHashMap<String, SubjectProfile>> {
     let mut stmt = conn
         .prepare(
             "SELECT subject_id, display_name, birth_year, region, district, occupation, flags, \
@@ -32,7 +32,7 @@ pub(super) fn load(conn: &Connection) -> Result<FxHashMap<String, pb::Profile>> 
         let flags: Vec<String> = from_json(&text(6)?, "profile flags")?;
         let consent: BTreeMap<String, bool> = from_json(&text(7)?, "profile consent")?;
         let attributes: BTreeMap<String, String> = from_json(&text(8)?, "profile attributes")?;
-        let profile = pb::Profile {
+        let profile = SubjectProfile {
             subject_id: text(0)?,
             display_name: text(1)?,
             birth_year: row
@@ -43,12 +43,12 @@ pub(super) fn load(conn: &Connection) -> Result<FxHashMap<String, pb::Profile>> 
             district: text(4)?,
             occupation: text(5)?,
             flags,
-            consent: consent.into_iter().collect(),
-            attributes: attributes.into_iter().collect(),
+            consent,
+            attributes,
             updated_at: row
                 .get::<_, Option<i64>>(9)
                 .ctx("reading a profile")?
-                .map(timestamp),
+                .map(Timestamp::from_nanos),
         };
         out.insert(profile.subject_id.clone(), profile);
     }
@@ -57,7 +57,7 @@ pub(super) fn load(conn: &Connection) -> Result<FxHashMap<String, pb::Profile>> 
 
 #[async_trait]
 impl Profiles for Duck {
-    async fn upsert_profiles(&self, profiles: Vec<pb::Profile>) -> Result<Vec<bool>> {
+    async fn upsert_profiles(&self, profiles: Vec<SubjectProfile>) -> Result<Vec<bool>> {
         self.write(|w| {
             // A subject named twice in one call: the last profile wins, later ones are not new.
             let created: Vec<bool> = {
@@ -70,7 +70,7 @@ impl Profiles for Duck {
                     })
                     .collect()
             };
-            let mut last: FxHashMap<&str, &pb::Profile> = FxHashMap::default();
+            let mut last: FxHashMap<&str, &SubjectProfile> = FxHashMap::default();
             for p in &profiles {
                 last.insert(p.subject_id.as_str(), p);
             }
@@ -80,9 +80,6 @@ impl Profiles for Duck {
                         .appender_to_catalog_and_db("profiles_stage", "temp", "main")
                         .ctx("staging profiles")?;
                     for p in last.values() {
-                        // Maps sorted, so the stored text does not depend on hash order.
-                        let consent: BTreeMap<_, _> = p.consent.iter().collect();
-                        let attributes: BTreeMap<_, _> = p.attributes.iter().collect();
                         app.append_row(params![
                             p.subject_id,
                             p.display_name,
@@ -91,9 +88,10 @@ impl Profiles for Duck {
                             p.district,
                             p.occupation,
                             to_json(&p.flags, "profile flags")?,
-                            to_json(&consent, "profile consent")?,
-                            to_json(&attributes, "profile attributes")?,
-                            opt_nanos(p.updated_at.as_ref(), "updated_at")?,
+                            // Sorted maps: the stored text is as it always was.
+                            to_json(&p.consent, "profile consent")?,
+                            to_json(&p.attributes, "profile attributes")?,
+                            p.updated_at.map(Timestamp::nanos),
                         ])
                         .ctx("staging profiles")?;
                     }
@@ -118,7 +116,7 @@ impl Profiles for Duck {
         })
     }
 
-    async fn get_profiles(&self, subject_ids: &[String]) -> Result<Vec<Option<pb::Profile>>> {
+    async fn get_profiles(&self, subject_ids: &[String]) -> Result<Vec<Option<SubjectProfile>>> {
         let memory = self.profiles.read();
         Ok(subject_ids
             .iter()

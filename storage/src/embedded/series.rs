@@ -5,17 +5,18 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use credence_proto::v1 as pb;
 use credence_scorer::{ScoreChange, Timestamp, Value};
 use duckdb::{Connection, Row};
 
 use crate::embedded::columns as col;
-use crate::embedded::convert::{from_json, nanos, timestamp, to_json};
+use crate::embedded::convert::{from_json, to_json};
 use crate::embedded::duck::{Ctx, Duck, HighWater, Listing, in_transaction};
 use crate::embedded::sql::Where;
-use crate::error::{Result, StorageError};
+use crate::error::Result;
 use crate::page::{KeyKind, KeyPart, Page, Paged};
-use crate::series::{AggregateQuery, ScorePoint, Series, TimeRange};
+use crate::series::{
+    AggregateGroupBy, AggregateQuery, AggregateRow, AggregateWindow, ScorePoint, Series, TimeRange,
+};
 
 const HOUR_NANOS: i64 = 3_600_000_000_000;
 const DAY_NANOS: i64 = 24 * HOUR_NANOS;
@@ -295,29 +296,15 @@ impl Series for Duck {
         })
     }
 
-    async fn aggregates(
-        &self,
-        query: &AggregateQuery,
-        page: &Page,
-    ) -> Result<Paged<pb::AggregateRow>> {
+    async fn aggregates(&self, query: &AggregateQuery, page: &Page) -> Result<Paged<AggregateRow>> {
         let width = match query.window {
-            pb::AggregateWindow::Hour => HOUR_NANOS,
-            pb::AggregateWindow::Day => DAY_NANOS,
-            pb::AggregateWindow::Unspecified => {
-                return Err(StorageError::Invalid(
-                    "window: pick AGGREGATE_WINDOW_HOUR or AGGREGATE_WINDOW_DAY".into(),
-                ));
-            }
+            AggregateWindow::Hour => HOUR_NANOS,
+            AggregateWindow::Day => DAY_NANOS,
         };
         let key = match query.group_by {
-            pb::AggregateGroupBy::Subject => "subject_id",
-            pb::AggregateGroupBy::Region => "region",
-            pb::AggregateGroupBy::EventType => "event_type",
-            pb::AggregateGroupBy::Unspecified => {
-                return Err(StorageError::Invalid(
-                    "group_by: pick AGGREGATE_GROUP_BY_SUBJECT, _REGION or _EVENT_TYPE".into(),
-                ));
-            }
+            AggregateGroupBy::Subject => "subject_id",
+            AggregateGroupBy::Region => "region",
+            AggregateGroupBy::EventType => "event_type",
         };
         let mut filters = Where::default();
         filters.text("subject_id = ?", &query.subject_id);
@@ -343,14 +330,9 @@ impl Series for Duck {
             leading: filters.params(&[]),
             keys: &[("window_start", KeyKind::I64), ("grp", KeyKind::Text)],
         };
-        let key = |r: &pb::AggregateRow| {
+        let key = |r: &AggregateRow| {
             vec![
-                KeyPart::I64(
-                    r.window_start
-                        .as_ref()
-                        .and_then(|t| nanos(t, "window_start").ok())
-                        .unwrap_or(0),
-                ),
+                KeyPart::I64(r.window_start.nanos()),
                 KeyPart::Text(r.key.clone()),
             ]
         };
@@ -360,8 +342,8 @@ impl Series for Duck {
             page,
             |row| {
                 let what = "reading an aggregate";
-                Ok(pb::AggregateRow {
-                    window_start: Some(timestamp(row.get(0).ctx(what)?)),
+                Ok(AggregateRow {
+                    window_start: Timestamp::from_nanos(row.get(0).ctx(what)?),
                     key: row.get(1).ctx(what)?,
                     events: row.get(2).ctx(what)?,
                     changes: row.get(3).ctx(what)?,
