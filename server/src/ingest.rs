@@ -207,7 +207,7 @@ impl Ingest {
             i64::try_from(self.limits.max_future.as_nanos()).unwrap_or(i64::MAX),
         ));
         let mut verdicts: Vec<Result<(), String>> =
-            events.iter().map(|e| self.check(e, now, latest)).collect();
+            events.iter().map(|e| self.check(e, latest)).collect();
         self.check_subjects_exist(&events, &mut verdicts).await?;
 
         let received_at = convert::timestamp_to_pb(now);
@@ -388,30 +388,9 @@ impl Ingest {
         }
     }
 
-    /// Refuses an event older than `now - horizon`: the engine's per-subject duplicate
-    /// window is the authority on duplicates, and an event that far back could not be proven
-    /// unique there, so it is refused before it is acknowledged. `None`: no horizon.
-    pub fn check_dedup_horizon(
-        occurred_at: Timestamp,
-        now: Timestamp,
-        horizon: Option<credence_scorer::Duration>,
-    ) -> Result<(), String> {
-        match horizon {
-            Some(h) if occurred_at < now.saturating_sub(h) => Err(format!(
-                "occurred_at: {occurred_at} is older than the duplicate horizon of the \
-                 scoring config ({} before the server clock); such an event cannot be told \
-                 from a duplicate",
-                humantime::format_duration(std::time::Duration::from_nanos(
-                    u64::try_from(h.nanos()).unwrap_or(0)
-                ))
-            )),
-            _ => Ok(()),
-        }
-    }
-
     /// One event's problem, if any, as a reason naming the field; `latest` is the latest
-    /// `occurred_at` accepted (the server clock `now` plus `ingest.max_future`).
-    fn check(&self, e: &pb::Event, now: Timestamp, latest: Timestamp) -> Result<(), String> {
+    /// `occurred_at` accepted (the server clock plus `ingest.max_future`).
+    fn check(&self, e: &pb::Event, latest: Timestamp) -> Result<(), String> {
         // The same checks as `convert::event`, without building the domain event.
         for (field, text) in [
             ("event_id", &e.event_id),
@@ -437,9 +416,6 @@ impl Ingest {
                 self.min_time
             ));
         }
-        // This scoring config has no duplicate horizon; the engine's per-subject window
-        // alone decides what is too late, and this refusal applies once the config has one.
-        Self::check_dedup_horizon(occurred_at, now, None)?;
         if occurred_at > latest {
             return Err(format!(
                 "occurred_at: {occurred_at} is more than {} ahead of the server clock \
@@ -948,17 +924,6 @@ mod tests {
         assert!(!recent.contains(0) && !recent.contains(2));
         assert!((3..7).all(|d| recent.contains(d)));
         assert_eq!(recent.len(), 4);
-    }
-
-    #[test]
-    fn the_dedup_horizon_refuses_only_older_events() {
-        let now = Timestamp::from_unix_seconds(1_000_000);
-        let day = credence_scorer::Duration::from_days(1);
-        let old = now.saturating_sub(credence_scorer::Duration::from_days(2));
-        assert!(Ingest::check_dedup_horizon(old, now, None).is_ok());
-        assert!(Ingest::check_dedup_horizon(now, now, Some(day)).is_ok());
-        let refused = Ingest::check_dedup_horizon(old, now, Some(day)).unwrap_err();
-        assert!(refused.starts_with("occurred_at:"), "{refused}");
     }
 
     #[test]

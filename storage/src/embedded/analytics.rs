@@ -208,3 +208,55 @@ impl Drop for Registered {
 fn ipc_error(e: arrow::error::ArrowError) -> StorageError {
     StorageError::Backend(format!("encoding Arrow IPC: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+    use super::*;
+    use crate::embedded::EmbeddedOptions;
+
+    /// A query running when a commit needs the memory is stopped and says that scoring
+    /// needed it (the commit's side: `commit.rs` calls `preempt_all` on out of memory).
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_query_stopped_for_a_commit_says_scoring_needed_the_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut options = EmbeddedOptions::new(dir.path());
+        options.sync = false;
+        let duck = Arc::new(Duck::open(&dir.path().join("credence.duckdb"), &options).unwrap());
+        let query = tokio::spawn({
+            let duck = Arc::clone(&duck);
+            async move {
+                let limits = QueryLimits {
+                    max_rows: 10,
+                    timeout: Duration::from_secs(300),
+                };
+                // Runs for minutes unless stopped.
+                duck.run_sql(
+                    "SELECT count(*) FROM range(100000000) a, range(100000) b \
+                     WHERE a.range + b.range < 0",
+                    limits,
+                )
+                .await
+            }
+        });
+        // Preempt until it ends: an interrupt that lands before the statement starts is
+        // not seen by DuckDB, so one attempt alone could miss (the commit retries too).
+        while !query.is_finished() {
+            if duck.running.0.queries.lock().is_empty() {
+                tokio::task::yield_now().await;
+                continue;
+            }
+            let running = duck.running.clone();
+            tokio::task::spawn_blocking(move || running.preempt_all(Duration::from_millis(500)))
+                .await
+                .unwrap();
+        }
+        let err = query.await.unwrap().expect_err("the query was stopped");
+        assert!(
+            matches!(&err, StorageError::LimitExceeded(m) if m.contains("needed the memory")),
+            "{err}"
+        );
+        assert!(duck.running.0.queries.lock().is_empty(), "unregistered");
+    }
+}
