@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray, UInt32Array, UInt64Array,
+    ArrayRef, BinaryArray, BooleanArray, Float64Array, Int64Array, StringArray, UInt32Array,
+    UInt64Array,
 };
 use arrow::record_batch::RecordBatch;
 use duckdb::Connection;
@@ -38,6 +39,11 @@ pub(super) fn append(
 /// A VARCHAR column.
 pub(super) fn text<'a>(values: impl Iterator<Item = &'a str>) -> ArrayRef {
     Arc::new(StringArray::from_iter_values(values))
+}
+
+/// A BLOB column.
+pub(super) fn blobs<'a>(values: impl Iterator<Item = &'a [u8]>) -> ArrayRef {
+    Arc::new(BinaryArray::from_iter_values(values))
 }
 
 /// A VARCHAR column with NULLs.

@@ -21,7 +21,7 @@ CREATE TABLE IF NOT EXISTS store.profiles (
 CREATE TABLE IF NOT EXISTS store.snapshots (
     sid BIGINT NOT NULL, subject_id VARCHAR NOT NULL, bus_partition UINTEGER, score DOUBLE,
     tier VARCHAR, last_time BIGINT, last_event_id VARCHAR, applied_events UBIGINT,
-    config_version UINTEGER, rules VARCHAR, updated_at BIGINT, region VARCHAR, dedup VARCHAR);
+    config_version UINTEGER, rules VARCHAR, updated_at BIGINT, region VARCHAR, dedup BLOB);
 CREATE TABLE IF NOT EXISTS store.offsets (
     bus_partition UINTEGER NOT NULL, next_offset UBIGINT, epoch UBIGINT);
 CREATE TABLE IF NOT EXISTS store.rules (
@@ -86,10 +86,10 @@ pub(super) fn migrate(conn: &duckdb::Connection) -> Result<()> {
         )
         .ctx("migrating snapshots")?;
     }
-    // The duplicate window (JSON) came after the region; an old row's NULL reads as an
+    // The duplicate window (bytes) came after the region; an old row's NULL reads as an
     // empty window.
     if !has("snapshots", "dedup")? {
-        conn.execute_batch("ALTER TABLE store.snapshots ADD COLUMN dedup VARCHAR")
+        conn.execute_batch("ALTER TABLE store.snapshots ADD COLUMN dedup BLOB")
             .ctx("migrating snapshots")?;
     }
     Ok(())

@@ -83,9 +83,9 @@ pub(super) fn load(conn: &Connection) -> Result<(SnapshotMemory, i64)> {
             .clone();
         let rules: String = row.get(9).ctx(what)?;
         // NULL in rows written before the window was stored: an empty window.
-        let dedup: Option<String> = row.get(12).ctx(what)?;
+        let dedup: Option<Vec<u8>> = row.get(12).ctx(what)?;
         let dedup = match dedup {
-            Some(text) => from_json::<DedupWindow>(&text, "snapshot dedup window")?,
+            Some(bytes) => decode_window(&bytes)?,
             None => DedupWindow::default(),
         };
         let state = SubjectState {
@@ -134,6 +134,50 @@ pub(super) fn load_offsets(conn: &Connection) -> Result<FxHashMap<u32, Claim>> {
     rows.collect::<Result<_, _>>().ctx("loading offsets")
 }
 
+/// Bytes of a window's floor and of each entry (time, then digest).
+const FLOOR_BYTES: usize = 8;
+const ENTRY_BYTES: usize = 24;
+
+/// A duplicate window as bytes: the floor (`i64::MIN` for none), then per entry its time and
+/// its digest, little-endian. Binary, not JSON: a window is written with every changed
+/// snapshot, up to 256 entries of 128-bit digests, and as JSON text it more than halved the
+/// rate the node scored and stored at (`docs/BENCHMARKS.md`).
+fn encode_window(window: &DedupWindow) -> Vec<u8> {
+    let mut out = Vec::with_capacity(FLOOR_BYTES + window.len() * ENTRY_BYTES);
+    let floor = window.floor().map_or(i64::MIN, Timestamp::nanos);
+    out.extend_from_slice(&floor.to_le_bytes());
+    for (at, digest) in window.entries() {
+        out.extend_from_slice(&at.nanos().to_le_bytes());
+        out.extend_from_slice(&digest.to_le_bytes());
+    }
+    out
+}
+
+/// The window [`encode_window`] wrote.
+fn decode_window(bytes: &[u8]) -> Result<DedupWindow> {
+    let malformed = || {
+        crate::error::StorageError::Backend(format!(
+            "a stored duplicate window of {} bytes is not {FLOOR_BYTES} + {ENTRY_BYTES} per entry",
+            bytes.len()
+        ))
+    };
+    let (floor, entries) = bytes.split_at_checked(FLOOR_BYTES).ok_or_else(malformed)?;
+    if entries.len() % ENTRY_BYTES != 0 {
+        return Err(malformed());
+    }
+    let floor = i64::from_le_bytes(floor.try_into().map_err(|_| malformed())?);
+    let floor = (floor != i64::MIN).then(|| Timestamp::from_nanos(floor));
+    let mut recent = Vec::with_capacity(entries.len() / ENTRY_BYTES);
+    for entry in entries.chunks_exact(ENTRY_BYTES) {
+        let (at, digest) = entry.split_at(8);
+        recent.push((
+            Timestamp::from_nanos(i64::from_le_bytes(at.try_into().map_err(|_| malformed())?)),
+            u128::from_le_bytes(digest.try_into().map_err(|_| malformed())?),
+        ));
+    }
+    Ok(DedupWindow::new(floor, recent))
+}
+
 /// Which rows a snapshot commit writes: per state, its new row key when it is the last state
 /// of its subject in the batch (only that one is written), else `None`.
 pub(super) struct SnapshotPlan {
@@ -180,9 +224,7 @@ pub(super) fn write_in(
     let rules = k()
         .map(|s| to_json(&s.rules, "rule histories"))
         .collect::<Result<Vec<_>>>()?;
-    let dedup = k()
-        .map(|s| to_json(&s.dedup, "dedup windows"))
-        .collect::<Result<Vec<_>>>()?;
+    let dedup: Vec<Vec<u8>> = k().map(|s| encode_window(&s.dedup)).collect();
     let columns = vec![
         ("sid", col::i64s(kept.iter().map(|(_, sid)| *sid))),
         ("subject_id", col::text(k().map(|s| s.subject_id.as_str()))),
@@ -202,7 +244,7 @@ pub(super) fn write_in(
             "region",
             col::text(kept.iter().map(|(s, _)| s.region.as_str())),
         ),
-        ("dedup", col::text(dedup.iter().map(String::as_str))),
+        ("dedup", col::blobs(dedup.iter().map(Vec::as_slice))),
     ];
     col::append(conn, "store", "snapshots", columns, "appending snapshots")?;
     write_position(conn, partition, position)
@@ -365,5 +407,29 @@ impl Snapshots for Duck {
             .into_iter()
             .map(|(tier, n)| (tier.to_owned(), n))
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use super::*;
+
+    #[test]
+    fn duplicate_windows_round_trip_as_bytes_and_damage_is_refused() {
+        let t = Timestamp::from_nanos;
+        for window in [
+            DedupWindow::default(),
+            DedupWindow::new(Some(t(-5)), []),
+            DedupWindow::new(Some(t(10)), [(t(11), u128::MAX), (t(12), 7)]),
+        ] {
+            let bytes = encode_window(&window);
+            assert_eq!(bytes.len(), FLOOR_BYTES + ENTRY_BYTES * window.len());
+            assert_eq!(decode_window(&bytes).unwrap(), window);
+        }
+        let bytes = encode_window(&DedupWindow::new(None, [(t(1), 2)]));
+        assert!(decode_window(&bytes[..bytes.len() - 1]).is_err());
+        assert!(decode_window(&bytes[..3]).is_err());
     }
 }
