@@ -17,7 +17,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use credence_scorer::{DedupWindow, RuleHistory, SubjectState, Timestamp};
 use duckdb::{Connection, params};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::documents::{
     ChangedState, Claim, Snapshots, StoredSnapshot, SubjectFilter, check_fence,
@@ -112,7 +112,92 @@ pub(super) fn load(conn: &Connection) -> Result<(SnapshotMemory, i64)> {
             },
         );
     }
+    drop(rows);
+    drop(stmt);
+    load_window_entries(conn, &mut out)?;
     Ok((out, next_sid))
+}
+
+/// Adds to each loaded window the entries above its floor from `store.dedup_entries`, and
+/// drops the table's rows at or below their floor once they outnumber the live ones.
+fn load_window_entries(conn: &Connection, memory: &mut SnapshotMemory) -> Result<()> {
+    let what = "loading duplicate windows";
+    let mut extra: FxHashMap<String, Vec<(Timestamp, u128)>> = FxHashMap::default();
+    let mut rows_seen = 0usize;
+    {
+        let mut stmt = conn
+            .prepare("SELECT subject_id, occurred_at, digest_hi, digest_lo FROM store.dedup_entries")
+            .ctx(what)?;
+        let mut rows = stmt.query([]).ctx(what)?;
+        while let Some(row) = rows.next().ctx(what)? {
+            rows_seen += 1;
+            let id: String = row.get(0).ctx(what)?;
+            let Some(snapshot) = memory.by_id.get(&id) else {
+                continue;
+            };
+            let at = Timestamp::from_nanos(row.get(1).ctx(what)?);
+            if snapshot.state.dedup.is_too_late(at) {
+                continue;
+            }
+            let (hi, lo): (u64, u64) = (row.get(2).ctx(what)?, row.get(3).ctx(what)?);
+            extra
+                .entry(id)
+                .or_default()
+                .push((at, (u128::from(hi) << 64) | u128::from(lo)));
+        }
+    }
+    let mut live = 0usize;
+    for (id, entries) in extra {
+        if let Some(snapshot) = memory.by_id.get_mut(&id) {
+            let window = &snapshot.state.dedup;
+            let merged = DedupWindow::new(window.floor(), window.entries().chain(entries));
+            live += merged.len();
+            snapshot.state.dedup = merged;
+        }
+    }
+    if rows_seen > 2 * live + 10_000 {
+        in_transaction(conn, "compacting duplicate windows", |conn| {
+            conn.execute_batch("DELETE FROM store.dedup_entries")
+                .ctx("compacting duplicate windows")?;
+            let kept: Vec<(&str, Timestamp, u128)> = memory
+                .by_id
+                .values()
+                .flat_map(|s| {
+                    s.state
+                        .dedup
+                        .entries()
+                        .map(|(at, d)| (s.state.subject_id.as_str(), at, d))
+                })
+                .collect();
+            append_entries(conn, &kept)
+        })?;
+        tracing::info!(
+            dropped = rows_seen - live,
+            "dropped duplicate-window entries below their floors"
+        );
+    }
+    Ok(())
+}
+
+/// Appends duplicate-window entries (subject, time, digest).
+fn append_entries(conn: &Connection, entries: &[(&str, Timestamp, u128)]) -> Result<()> {
+    #[allow(clippy::cast_possible_truncation, reason = "the digest's two halves")]
+    let columns = vec![
+        ("subject_id", col::text(entries.iter().map(|e| e.0))),
+        ("occurred_at", col::i64s(entries.iter().map(|e| e.1.nanos()))),
+        (
+            "digest_hi",
+            col::u64s(entries.iter().map(|e| (e.2 >> 64) as u64)),
+        ),
+        ("digest_lo", col::u64s(entries.iter().map(|e| e.2 as u64))),
+    ];
+    col::append(
+        conn,
+        "store",
+        "dedup_entries",
+        columns,
+        "appending duplicate-window entries",
+    )
 }
 
 /// The epoch and committed offset of every partition that has them.
@@ -209,6 +294,7 @@ pub(super) fn plan(states: &[ChangedState], next_sid: i64) -> SnapshotPlan {
 /// Writes planned snapshots and the partition's position inside the caller's transaction.
 pub(super) fn write_in(
     conn: &Connection,
+    prior: &SnapshotMemory,
     plan: &SnapshotPlan,
     states: &[ChangedState],
     partition: u32,
@@ -224,7 +310,27 @@ pub(super) fn write_in(
     let rules = k()
         .map(|s| to_json(&s.rules, "rule histories"))
         .collect::<Result<Vec<_>>>()?;
-    let dedup: Vec<Vec<u8>> = k().map(|s| encode_window(&s.dedup)).collect();
+    // The row keeps the floor; the entries the window gained since the subject's last
+    // commit go to `store.dedup_entries` (a commit rewrote every window whole before, and
+    // that cost a third of the node's rate).
+    let dedup: Vec<Vec<u8>> = k()
+        .map(|s| encode_window(&DedupWindow::new(s.dedup.floor(), [])))
+        .collect();
+    let mut new_entries: Vec<(&str, Timestamp, u128)> = Vec::new();
+    for s in k() {
+        let before: FxHashSet<(Timestamp, u128)> = prior
+            .by_id
+            .get(&s.subject_id)
+            .map(|p| p.state.dedup.entries().collect())
+            .unwrap_or_default();
+        new_entries.extend(
+            s.dedup
+                .entries()
+                .filter(|e| !before.contains(e))
+                .map(|(at, d)| (s.subject_id.as_str(), at, d)),
+        );
+    }
+    append_entries(conn, &new_entries)?;
     let columns = vec![
         ("sid", col::i64s(kept.iter().map(|(_, sid)| *sid))),
         ("subject_id", col::text(k().map(|s| s.subject_id.as_str()))),
@@ -346,7 +452,15 @@ impl Snapshots for Duck {
             };
             let plan = plan(&states, w.next_sid);
             in_transaction(&w.conn, "committing snapshots", |conn| {
-                write_in(conn, &plan, &states, partition, position, at)
+                write_in(
+                    conn,
+                    &self.snapshots.read(),
+                    &plan,
+                    &states,
+                    partition,
+                    position,
+                    at,
+                )
             })?;
             w.next_sid = plan.next_sid;
             self.remember_snapshots(states, plan, partition, position, at);
