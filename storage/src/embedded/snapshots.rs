@@ -126,7 +126,9 @@ fn load_window_entries(conn: &Connection, memory: &mut SnapshotMemory) -> Result
     let mut rows_seen = 0usize;
     {
         let mut stmt = conn
-            .prepare("SELECT subject_id, occurred_at, digest_hi, digest_lo FROM store.dedup_entries")
+            .prepare(
+                "SELECT subject_id, occurred_at, digest_hi, digest_lo FROM store.dedup_entries",
+            )
             .ctx(what)?;
         let mut rows = stmt.query([]).ctx(what)?;
         while let Some(row) = rows.next().ctx(what)? {
@@ -184,7 +186,10 @@ fn append_entries(conn: &Connection, entries: &[(&str, Timestamp, u128)]) -> Res
     #[allow(clippy::cast_possible_truncation, reason = "the digest's two halves")]
     let columns = vec![
         ("subject_id", col::text(entries.iter().map(|e| e.0))),
-        ("occurred_at", col::i64s(entries.iter().map(|e| e.1.nanos()))),
+        (
+            "occurred_at",
+            col::i64s(entries.iter().map(|e| e.1.nanos())),
+        ),
         (
             "digest_hi",
             col::u64s(entries.iter().map(|e| (e.2 >> 64) as u64)),
