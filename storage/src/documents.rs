@@ -84,7 +84,10 @@ pub trait Rules: Send + Sync {
 /// A subject's score state as last committed.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoredSnapshot {
-    /// The engine state, its dedup window included: everything restores to the bit.
+    /// The engine state, its dedup window included: everything restores to the bit. A
+    /// backend may keep only the window's floor and rebuild its entries from the archive:
+    /// they are the subject's applied events above the floor, and a committer archives an
+    /// event no later than the commit that moves the offset past it.
     pub state: SubjectState,
     /// The subject's profile region when the state was committed ("" without a profile).
     /// Denormalised here so that listings filter by region in the store that holds the

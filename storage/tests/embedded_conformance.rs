@@ -68,7 +68,8 @@ async fn a_reopen_keeps_everything_acknowledged() {
         Arc::from("late"),
         vec![ts(t0 - 1), ts(t0)],
     )];
-    // The duplicate window restores exactly, floor included.
+    // The duplicate window restores exactly, floor included: its entries are the subject's
+    // applied events in the archive below the committed offset.
     state.dedup = DedupWindow::new(
         Some(ts(t0 - 7)),
         [
@@ -146,9 +147,22 @@ async fn a_reopen_keeps_everything_acknowledged() {
             .put_config(ScoringConfig::default())
             .await
             .unwrap();
+        let other = |id: &str, offset: u64, at: i64, applied: bool| {
+            let mut e = event.clone();
+            e.event.event_id = id.into();
+            e.event.occurred_at = Some(ts(at));
+            (e.offset, e.applied) = (offset, applied);
+            e
+        };
         stores
             .archive
-            .append_events(vec![event.clone()])
+            .append_events(vec![
+                other("e0", 5, t0 - 1, true),
+                other("refused", 6, t0 - 1, false),
+                event.clone(),
+                // Archived by a role-by-role commit that never moved the offset: scored again.
+                other("uncommitted", 8, t0 + 5, true),
+            ])
             .await
             .unwrap();
         stores
@@ -234,7 +248,8 @@ async fn a_reopen_keeps_everything_acknowledged() {
         .list_events(&EventFilter::default(), &Page::first(0))
         .await
         .unwrap();
-    assert_eq!(events.items, vec![event]);
+    assert_eq!(events.items.len(), 4);
+    assert!(events.items.contains(&event));
     let history = stores
         .series
         .score_history("s1", TimeRange::default(), &Page::first(0))

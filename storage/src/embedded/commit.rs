@@ -6,7 +6,7 @@ use credence_scorer::Timestamp;
 
 use crate::commit::{Committer, PartitionCommit, check_distinct};
 use crate::documents::{Claim, check_fence};
-use crate::embedded::duck::{Duck, HighWater, SnapshotMemory, Writer, in_transaction};
+use crate::embedded::duck::{Duck, HighWater, Writer, in_transaction};
 use crate::embedded::series::SeriesRows;
 use crate::embedded::{archive, dead_letters, series, snapshots};
 use crate::error::{Result, StorageError};
@@ -32,7 +32,7 @@ impl Committer for Duck {
             }
             let mut attempt = 0;
             let plans = loop {
-                let written = write_batches(w, &self.snapshots.read(), &batches, at);
+                let written = write_batches(w, &batches, at);
                 match written {
                     // Analytics shares the instance's memory limit; scoring must not lose to
                     // a query. The rolled-back commit is retried once the queries let go.
@@ -61,7 +61,6 @@ impl Committer for Duck {
 /// the snapshot row key, and returns the snapshot plans for memory.
 fn write_batches(
     w: &mut Writer,
-    prior: &SnapshotMemory,
     batches: &[PartitionCommit],
     at: Timestamp,
 ) -> Result<Vec<snapshots::SnapshotPlan>> {
@@ -87,7 +86,7 @@ fn write_batches(
                 epoch: b.epoch,
                 next_offset: b.next_offset,
             };
-            snapshots::write_in(conn, prior, plan, &b.states, b.partition, position, at)?;
+            snapshots::write_in(conn, plan, &b.states, b.partition, position, at)?;
         }
         Ok(())
     })?;

@@ -22,11 +22,6 @@ CREATE TABLE IF NOT EXISTS store.snapshots (
     sid BIGINT NOT NULL, subject_id VARCHAR NOT NULL, bus_partition UINTEGER, score DOUBLE,
     tier VARCHAR, last_time BIGINT, last_event_id VARCHAR, applied_events UBIGINT,
     config_version UINTEGER, rules VARCHAR, updated_at BIGINT, region VARCHAR, dedup BLOB);
--- Each applied event's duplicate-window entry, written once when it is new: a snapshot row
--- keeps only its window's floor, so a commit does not rewrite every window whole.
-CREATE TABLE IF NOT EXISTS store.dedup_entries (
-    subject_id VARCHAR NOT NULL, occurred_at BIGINT NOT NULL, digest_hi UBIGINT,
-    digest_lo UBIGINT);
 CREATE TABLE IF NOT EXISTS store.offsets (
     bus_partition UINTEGER NOT NULL, next_offset UBIGINT, epoch UBIGINT);
 CREATE TABLE IF NOT EXISTS store.rules (
@@ -97,6 +92,9 @@ pub(super) fn migrate(conn: &duckdb::Connection) -> Result<()> {
         conn.execute_batch("ALTER TABLE store.snapshots ADD COLUMN dedup BLOB")
             .ctx("migrating snapshots")?;
     }
+    // Window entries had a table of their own for a while; the archive holds them all.
+    conn.execute_batch("DROP TABLE IF EXISTS store.dedup_entries")
+        .ctx("migrating duplicate windows")?;
     Ok(())
 }
 

@@ -15,9 +15,9 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use credence_scorer::{DedupWindow, RuleHistory, SubjectState, Timestamp};
+use credence_scorer::{DedupWindow, RuleHistory, SubjectState, Timestamp, event_digest};
 use duckdb::{Connection, params};
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 
 use crate::documents::{
     ChangedState, Claim, Snapshots, StoredSnapshot, SubjectFilter, check_fence,
@@ -118,91 +118,55 @@ pub(super) fn load(conn: &Connection) -> Result<(SnapshotMemory, i64)> {
     Ok((out, next_sid))
 }
 
-/// Adds to each loaded window the entries above its floor from `store.dedup_entries`, and
-/// drops the table's rows at or below their floor once they outnumber the live ones.
+/// Adds to each loaded window its entries: the subject's applied events above its floor,
+/// read back from the archive, which holds every one of them. Only rows below their
+/// partition's committed offset count: a commit written role by role archives its events
+/// before it moves the offset, and the events of a batch that never committed are scored
+/// again. A window is kept as its floor alone because writing its entries cost the node a
+/// sixth of its rate (`docs/BENCHMARKS.md`), and the archive row is written anyway.
 fn load_window_entries(conn: &Connection, memory: &mut SnapshotMemory) -> Result<()> {
     let what = "loading duplicate windows";
+    // States saved before windows existed have no floor and keep an empty window.
+    let Some(lowest) = memory
+        .by_id
+        .values()
+        .filter_map(|s| s.state.dedup.floor())
+        .min()
+    else {
+        return Ok(());
+    };
     let mut extra: FxHashMap<String, Vec<(Timestamp, u128)>> = FxHashMap::default();
-    let mut rows_seen = 0usize;
-    {
-        let mut stmt = conn
-            .prepare(
-                "SELECT subject_id, occurred_at, digest_hi, digest_lo FROM store.dedup_entries",
-            )
-            .ctx(what)?;
-        let mut rows = stmt.query([]).ctx(what)?;
-        while let Some(row) = rows.next().ctx(what)? {
-            rows_seen += 1;
-            let id: String = row.get(0).ctx(what)?;
-            let Some(snapshot) = memory.by_id.get(&id) else {
-                continue;
-            };
-            let at = Timestamp::from_nanos(row.get(1).ctx(what)?);
-            if snapshot.state.dedup.is_too_late(at) {
-                continue;
-            }
-            let (hi, lo): (u64, u64) = (row.get(2).ctx(what)?, row.get(3).ctx(what)?);
-            extra
-                .entry(id)
-                .or_default()
-                .push((at, (u128::from(hi) << 64) | u128::from(lo)));
+    let mut stmt = conn
+        .prepare(
+            "SELECT e.subject_id, e.occurred_at, e.event_id FROM store.events e \
+             JOIN store.offsets o ON e.bus_partition = o.bus_partition \
+             WHERE e.applied AND e.occurred_at > ? AND e.bus_offset < o.next_offset",
+        )
+        .ctx(what)?;
+    let mut rows = stmt.query(params![lowest.nanos()]).ctx(what)?;
+    while let Some(row) = rows.next().ctx(what)? {
+        let id: String = row.get(0).ctx(what)?;
+        let Some(snapshot) = memory.by_id.get(&id) else {
+            continue;
+        };
+        let at = Timestamp::from_nanos(row.get(1).ctx(what)?);
+        if snapshot.state.dedup.floor().is_none() || snapshot.state.dedup.is_too_late(at) {
+            continue;
         }
+        let event_id: String = row.get(2).ctx(what)?;
+        extra
+            .entry(id)
+            .or_default()
+            .push((at, event_digest(&event_id)));
     }
-    let mut live = 0usize;
     for (id, entries) in extra {
         if let Some(snapshot) = memory.by_id.get_mut(&id) {
             let window = &snapshot.state.dedup;
-            let merged = DedupWindow::new(window.floor(), window.entries().chain(entries));
-            live += merged.len();
-            snapshot.state.dedup = merged;
+            snapshot.state.dedup =
+                DedupWindow::new(window.floor(), window.entries().chain(entries));
         }
     }
-    if rows_seen > 2 * live + 10_000 {
-        in_transaction(conn, "compacting duplicate windows", |conn| {
-            conn.execute_batch("DELETE FROM store.dedup_entries")
-                .ctx("compacting duplicate windows")?;
-            let kept: Vec<(&str, Timestamp, u128)> = memory
-                .by_id
-                .values()
-                .flat_map(|s| {
-                    s.state
-                        .dedup
-                        .entries()
-                        .map(|(at, d)| (s.state.subject_id.as_str(), at, d))
-                })
-                .collect();
-            append_entries(conn, &kept)
-        })?;
-        tracing::info!(
-            dropped = rows_seen - live,
-            "dropped duplicate-window entries below their floors"
-        );
-    }
     Ok(())
-}
-
-/// Appends duplicate-window entries (subject, time, digest).
-fn append_entries(conn: &Connection, entries: &[(&str, Timestamp, u128)]) -> Result<()> {
-    #[allow(clippy::cast_possible_truncation, reason = "the digest's two halves")]
-    let columns = vec![
-        ("subject_id", col::text(entries.iter().map(|e| e.0))),
-        (
-            "occurred_at",
-            col::i64s(entries.iter().map(|e| e.1.nanos())),
-        ),
-        (
-            "digest_hi",
-            col::u64s(entries.iter().map(|e| (e.2 >> 64) as u64)),
-        ),
-        ("digest_lo", col::u64s(entries.iter().map(|e| e.2 as u64))),
-    ];
-    col::append(
-        conn,
-        "store",
-        "dedup_entries",
-        columns,
-        "appending duplicate-window entries",
-    )
 }
 
 /// The epoch and committed offset of every partition that has them.
@@ -299,7 +263,6 @@ pub(super) fn plan(states: &[ChangedState], next_sid: i64) -> SnapshotPlan {
 /// Writes planned snapshots and the partition's position inside the caller's transaction.
 pub(super) fn write_in(
     conn: &Connection,
-    prior: &SnapshotMemory,
     plan: &SnapshotPlan,
     states: &[ChangedState],
     partition: u32,
@@ -315,27 +278,10 @@ pub(super) fn write_in(
     let rules = k()
         .map(|s| to_json(&s.rules, "rule histories"))
         .collect::<Result<Vec<_>>>()?;
-    // The row keeps the floor; the entries the window gained since the subject's last
-    // commit go to `store.dedup_entries` (a commit rewrote every window whole before, and
-    // that cost a third of the node's rate).
+    // The row keeps the floor; the entries come back from the archive at open.
     let dedup: Vec<Vec<u8>> = k()
         .map(|s| encode_window(&DedupWindow::new(s.dedup.floor(), [])))
         .collect();
-    let mut new_entries: Vec<(&str, Timestamp, u128)> = Vec::new();
-    for s in k() {
-        let before: FxHashSet<(Timestamp, u128)> = prior
-            .by_id
-            .get(&s.subject_id)
-            .map(|p| p.state.dedup.entries().collect())
-            .unwrap_or_default();
-        new_entries.extend(
-            s.dedup
-                .entries()
-                .filter(|e| !before.contains(e))
-                .map(|(at, d)| (s.subject_id.as_str(), at, d)),
-        );
-    }
-    append_entries(conn, &new_entries)?;
     let columns = vec![
         ("sid", col::i64s(kept.iter().map(|(_, sid)| *sid))),
         ("subject_id", col::text(k().map(|s| s.subject_id.as_str()))),
@@ -457,15 +403,7 @@ impl Snapshots for Duck {
             };
             let plan = plan(&states, w.next_sid);
             in_transaction(&w.conn, "committing snapshots", |conn| {
-                write_in(
-                    conn,
-                    &self.snapshots.read(),
-                    &plan,
-                    &states,
-                    partition,
-                    position,
-                    at,
-                )
+                write_in(conn, &plan, &states, partition, position, at)
             })?;
             w.next_sid = plan.next_sid;
             self.remember_snapshots(states, plan, partition, position, at);
