@@ -100,23 +100,24 @@ pub fn duration_to_pb(d: domain::Duration) -> prost_types::Duration {
 // ---- values -------------------------------------------------------------------------------
 
 /// A `google.protobuf.Value` as a domain value (an unset kind is null).
-pub fn value(v: &prost_types::Value) -> domain::Value {
-    match &v.kind {
+/// Takes the value by value: its strings move instead of being copied (the pipeline
+/// converts every event it scores).
+pub fn value(v: prost_types::Value) -> domain::Value {
+    match v.kind {
         None | Some(Kind::NullValue(_)) => domain::Value::Null,
-        Some(Kind::BoolValue(b)) => domain::Value::Bool(*b),
-        Some(Kind::NumberValue(n)) => domain::Value::Number(*n),
-        Some(Kind::StringValue(s)) => domain::Value::String(s.clone()),
-        Some(Kind::ListValue(list)) => domain::Value::List(list.values.iter().map(value).collect()),
+        Some(Kind::BoolValue(b)) => domain::Value::Bool(b),
+        Some(Kind::NumberValue(n)) => domain::Value::Number(n),
+        Some(Kind::StringValue(s)) => domain::Value::String(s),
+        Some(Kind::ListValue(list)) => {
+            domain::Value::List(list.values.into_iter().map(value).collect())
+        }
         Some(Kind::StructValue(s)) => domain::Value::Map(payload(s)),
     }
 }
 
 /// A `google.protobuf.Struct` as a payload.
-pub fn payload(s: &prost_types::Struct) -> domain::Payload {
-    s.fields
-        .iter()
-        .map(|(k, v)| (k.clone(), value(v)))
-        .collect()
+pub fn payload(s: prost_types::Struct) -> domain::Payload {
+    s.fields.into_iter().map(|(k, v)| (k, value(v))).collect()
 }
 
 /// A domain value as a `google.protobuf.Value`.
@@ -154,60 +155,119 @@ pub fn event(e: &pb::Event) -> Result<domain::Event> {
         received_at: None,
         ..e.clone()
     };
-    engine_event(&received_event(&e)?)
+    engine_event(&received_event(e)?)
 }
 
 /// A received event as the engine sees it: ids, type and time are required.
 pub fn engine_event(e: &store::ReceivedEvent) -> Result<domain::Event> {
-    for (field, text) in [
+    into_engine_event(e.clone())
+        .map(|(event, _)| event)
+        .map_err(|refused| refused.1)
+}
+
+/// What a received event holds beyond the engine's event, kept to rebuild it
+/// ([`from_engine_event`]).
+#[derive(Debug)]
+pub struct Unscored {
+    lat_lon: Option<(f64, f64)>,
+    had_payload: bool,
+    evidence_uri: String,
+    received_at: Option<domain::Timestamp>,
+}
+
+/// [`engine_event`] by moving the fields instead of copying them: the pipeline scores every
+/// event and then archives it, and the copies of its strings and payload were a measurable
+/// part of its time. A refused event comes back whole with the reason.
+pub fn into_engine_event(
+    e: store::ReceivedEvent,
+) -> std::result::Result<(domain::Event, Unscored), Box<(store::ReceivedEvent, ConvertError)>> {
+    let missing = [
         ("event_id", &e.event_id),
         ("subject_id", &e.subject_id),
         ("event_type", &e.event_type),
-    ] {
-        if text.is_empty() {
-            return Err(ConvertError::new(field, "is required"));
-        }
+    ]
+    .into_iter()
+    .find(|(_, text)| text.is_empty())
+    .map(|(field, _)| field)
+    .or(e.occurred_at.is_none().then_some("occurred_at"));
+    if let Some(field) = missing {
+        return Err(Box::new((e, ConvertError::new(field, "is required"))));
     }
-    let occurred_at = e
-        .occurred_at
-        .ok_or_else(|| ConvertError::new("occurred_at", "is required"))?;
-    Ok(domain::Event {
-        event_id: e.event_id.clone(),
-        subject_id: e.subject_id.clone(),
-        event_type: e.event_type.clone(),
-        event_subtype: e.event_subtype.clone(),
-        source_system: e.source_system.clone(),
-        occurred_at,
-        location: e.location.as_ref().map(|l| domain::Location {
-            region: l.region.clone(),
-            district: l.district.clone(),
-        }),
-        payload: e.payload.clone().unwrap_or_default(),
-    })
+    let (location, lat_lon) = match e.location {
+        Some(l) => (
+            Some(domain::Location {
+                region: l.region,
+                district: l.district,
+            }),
+            Some((l.lat, l.lon)),
+        ),
+        None => (None, None),
+    };
+    let rest = Unscored {
+        lat_lon,
+        had_payload: e.payload.is_some(),
+        evidence_uri: e.evidence_uri,
+        received_at: e.received_at,
+    };
+    let event = domain::Event {
+        event_id: e.event_id,
+        subject_id: e.subject_id,
+        event_type: e.event_type,
+        event_subtype: e.event_subtype,
+        source_system: e.source_system,
+        occurred_at: e.occurred_at.unwrap_or_default(),
+        location,
+        payload: e.payload.unwrap_or_default(),
+    };
+    Ok((event, rest))
+}
+
+/// The received event [`into_engine_event`] took apart, exactly as it was.
+pub fn from_engine_event(e: domain::Event, rest: Unscored) -> store::ReceivedEvent {
+    store::ReceivedEvent {
+        event_id: e.event_id,
+        subject_id: e.subject_id,
+        event_type: e.event_type,
+        event_subtype: e.event_subtype,
+        source_system: e.source_system,
+        occurred_at: Some(e.occurred_at),
+        location: e
+            .location
+            .zip(rest.lat_lon)
+            .map(|(l, (lat, lon))| store::EventLocation {
+                region: l.region,
+                district: l.district,
+                lat,
+                lon,
+            }),
+        payload: rest.had_payload.then_some(e.payload),
+        evidence_uri: rest.evidence_uri,
+        received_at: rest.received_at,
+    }
 }
 
 /// An event as the archive keeps it: every field as sent, nothing required. Refused only
-/// when one of its times cannot be held (see [`timestamp`]).
-pub fn received_event(e: &pb::Event) -> Result<store::ReceivedEvent> {
+/// when one of its times cannot be held (see [`timestamp`]). By value, as [`value`].
+pub fn received_event(e: pb::Event) -> Result<store::ReceivedEvent> {
     let time = |field: &str, t: Option<&prost_types::Timestamp>| {
         t.map(|t| timestamp(field, t)).transpose()
     };
     Ok(store::ReceivedEvent {
-        event_id: e.event_id.clone(),
-        subject_id: e.subject_id.clone(),
-        event_type: e.event_type.clone(),
-        event_subtype: e.event_subtype.clone(),
-        source_system: e.source_system.clone(),
         occurred_at: time("occurred_at", e.occurred_at.as_ref())?,
-        location: e.location.as_ref().map(|l| store::EventLocation {
-            region: l.region.clone(),
-            district: l.district.clone(),
+        received_at: time("received_at", e.received_at.as_ref())?,
+        event_id: e.event_id,
+        subject_id: e.subject_id,
+        event_type: e.event_type,
+        event_subtype: e.event_subtype,
+        source_system: e.source_system,
+        location: e.location.map(|l| store::EventLocation {
+            region: l.region,
+            district: l.district,
             lat: l.lat,
             lon: l.lon,
         }),
-        payload: e.payload.as_ref().map(payload),
-        evidence_uri: e.evidence_uri.clone(),
-        received_at: time("received_at", e.received_at.as_ref())?,
+        payload: e.payload.map(payload),
+        evidence_uri: e.evidence_uri,
     })
 }
 
@@ -273,7 +333,7 @@ fn condition(at: &str, c: &pb::Condition) -> Result<domain::Condition> {
     Ok(domain::Condition {
         field: c.field.clone(),
         op: operator(&format!("{at}.op"), c.op)?,
-        value: c.value.as_ref().map(value).unwrap_or_default(),
+        value: c.value.clone().map(value).unwrap_or_default(),
     })
 }
 
@@ -971,7 +1031,7 @@ mod tests {
                 domain::Value::Map([("k".to_owned(), domain::Value::Bool(true))].into()),
             )
             .with("nothing", domain::Value::Null);
-        assert_eq!(payload(&payload_to_pb(&event.payload)), event.payload);
+        assert_eq!(payload(payload_to_pb(&event.payload)), event.payload);
     }
 
     #[test]
@@ -1008,13 +1068,20 @@ mod tests {
             ..full.clone()
         };
         for e in [full, bare, pb::Event::default()] {
-            assert_eq!(received_event_to_pb(received_event(&e).unwrap()), e);
+            let received = received_event(e.clone()).unwrap();
+            assert_eq!(received_event_to_pb(received.clone()), e);
+            // Taken apart for the engine and put back together, it is the same event.
+            let back = match into_engine_event(received.clone()) {
+                Ok((event, rest)) => from_engine_event(event, rest),
+                Err(refused) => refused.0,
+            };
+            assert_eq!(back, received);
         }
         let bad = pb::Event {
             received_at: t(0, -1),
             ..pb::Event::default()
         };
-        assert_eq!(received_event(&bad).unwrap_err().field, "received_at");
+        assert_eq!(received_event(bad).unwrap_err().field, "received_at");
     }
 
     #[test]

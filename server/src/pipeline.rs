@@ -426,7 +426,7 @@ async fn score(
         let decoded = pb::Event::decode(bytes.as_slice())
             .map_err(|e| format!("not an encoded event: {e}"))
             .and_then(|e| {
-                convert::received_event(&e)
+                convert::received_event(e)
                     .map_err(|e| format!("an event whose times cannot be stored: {e}"))
             });
         match decoded {
@@ -461,13 +461,14 @@ async fn score(
         if let Some(t) = event.received_at {
             batch.received.push(t);
         }
-        let applied = match convert::engine_event(&event) {
+        let (event, applied) = match convert::into_engine_event(event) {
             // Ingestion validated it; an event the engine cannot read is archived unapplied.
-            Err(e) => {
+            Err(refused) => {
+                let (event, e) = *refused;
                 tracing::warn!(event_id = %event.event_id, error = %e, "unscorable event");
-                false
+                (event, false)
             }
-            Ok(domain) => {
+            Ok((domain, rest)) => {
                 let ctx = contexts.get(domain.subject_id.as_str()).unwrap_or(&empty);
                 let unknown = states.get(&domain.subject_id).is_none();
                 if let Some(new) = unknown
@@ -482,7 +483,7 @@ async fn score(
                     .and_then(|pr| pr.region.clone())
                     .unwrap_or_default();
                 let state = states.get_mut(&domain.subject_id);
-                match state {
+                let applied = match state {
                     None => false,
                     Some(state) => {
                         out.clear();
@@ -517,7 +518,8 @@ async fn score(
                         }
                         applied
                     }
-                }
+                };
+                (convert::from_engine_event(domain, rest), applied)
             }
         };
         batch.archived.push(ArchivedEvent {
