@@ -378,3 +378,40 @@ async fn superseded_snapshot_rows_are_dropped_at_reopen() {
     }
     assert_eq!(stores.snapshots.committed_offset(0).await.unwrap(), 5);
 }
+
+/// A data directory written before rule histories were bytes and before snapshots had a
+/// region and a duplicate window: its snapshots load with their JSON histories, and new
+/// commits write the current form.
+#[tokio::test(flavor = "multi_thread")]
+async fn snapshots_of_an_older_schema_load() {
+    let dir = data_dir();
+    {
+        let old = duckdb::Connection::open(dir.join("credence.duckdb")).unwrap();
+        old.execute_batch(
+            "CREATE SCHEMA store;
+             CREATE TABLE store.snapshots (
+                 sid BIGINT NOT NULL, subject_id VARCHAR NOT NULL, bus_partition UINTEGER,
+                 score DOUBLE, tier VARCHAR, last_time BIGINT, last_event_id VARCHAR,
+                 applied_events UBIGINT, config_version UINTEGER, rules VARCHAR,
+                 updated_at BIGINT);
+             INSERT INTO store.snapshots VALUES (1, 'old', 0, 12.5, 'B', 7, 'e7', 3, 1,
+                 '[{\"rule_id\":\"late\",\"applications\":[\"1970-01-01T00:00:00.000000005Z\"]}]', 9);",
+        )
+        .unwrap();
+    }
+    let stores = open(&dir);
+    let got = stores
+        .snapshots
+        .get_snapshots(&["old".into()])
+        .await
+        .unwrap()[0]
+        .clone()
+        .unwrap();
+    let mut expected = SubjectState::new("old", 12.5, Arc::from("B"), ts(7));
+    expected.last_event_id = "e7".into();
+    expected.applied_events = 3;
+    expected.config_version = 1;
+    expected.rules = vec![RuleHistory::new(Arc::from("late"), vec![ts(5)])];
+    assert_eq!(got.state, expected);
+    assert_eq!(got.region, "");
+}

@@ -23,6 +23,7 @@ mod series;
 mod snapshots;
 mod sql;
 mod sql_guard;
+mod state_bytes;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -21,7 +21,8 @@ CREATE TABLE IF NOT EXISTS store.profiles (
 CREATE TABLE IF NOT EXISTS store.snapshots (
     sid BIGINT NOT NULL, subject_id VARCHAR NOT NULL, bus_partition UINTEGER, score DOUBLE,
     tier VARCHAR, last_time BIGINT, last_event_id VARCHAR, applied_events UBIGINT,
-    config_version UINTEGER, rules VARCHAR, updated_at BIGINT, region VARCHAR, dedup BLOB);
+    config_version UINTEGER, rules VARCHAR, updated_at BIGINT, region VARCHAR, dedup BLOB,
+    rule_histories BLOB);
 CREATE TABLE IF NOT EXISTS store.offsets (
     bus_partition UINTEGER NOT NULL, next_offset UBIGINT, epoch UBIGINT);
 CREATE TABLE IF NOT EXISTS store.rules (
@@ -92,6 +93,11 @@ pub(super) fn migrate(conn: &duckdb::Connection) -> Result<()> {
         conn.execute_batch("ALTER TABLE store.snapshots ADD COLUMN dedup BLOB")
             .ctx("migrating snapshots")?;
     }
+    // Rule histories became bytes after the window; an old row keeps its JSON in `rules`.
+    if !has("snapshots", "rule_histories")? {
+        conn.execute_batch("ALTER TABLE store.snapshots ADD COLUMN rule_histories BLOB")
+            .ctx("migrating snapshots")?;
+    }
     // Window entries had a table of their own for a while; the archive holds them all.
     conn.execute_batch("DROP TABLE IF EXISTS store.dedup_entries")
         .ctx("migrating duplicate windows")?;
@@ -106,7 +112,7 @@ CREATE OR REPLACE VIEW main.profiles AS SELECT subject_id, display_name, birth_y
     FROM store.profiles;
 CREATE OR REPLACE VIEW main.snapshots AS SELECT subject_id, region, bus_partition, score, tier,
     make_timestamp_ns(last_time) AS last_time, last_event_id, applied_events, config_version,
-    rules::JSON AS rules, make_timestamp_ns(updated_at) AS updated_at FROM store.snapshots
+    make_timestamp_ns(updated_at) AS updated_at FROM store.snapshots
     QUALIFY row_number() OVER (PARTITION BY subject_id ORDER BY sid DESC) = 1;
 CREATE OR REPLACE VIEW main.committed_offsets AS SELECT bus_partition, next_offset, epoch
     FROM store.offsets;

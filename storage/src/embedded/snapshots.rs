@@ -23,8 +23,9 @@ use crate::documents::{
     ChangedState, Claim, Snapshots, StoredSnapshot, SubjectFilter, check_fence,
 };
 use crate::embedded::columns as col;
-use crate::embedded::convert::{from_json, to_json};
+use crate::embedded::convert::from_json;
 use crate::embedded::duck::{Ctx, Duck, SnapshotMemory, in_transaction};
+use crate::embedded::state_bytes::{decode_rules, decode_window, encode_rules, encode_window};
 use crate::error::Result;
 use crate::page::{KeyKind, KeyPart, Page, Paged};
 
@@ -66,7 +67,8 @@ pub(super) fn load(conn: &Connection) -> Result<(SnapshotMemory, i64)> {
     let mut stmt = conn
         .prepare(
             "SELECT sid, subject_id, bus_partition, score, tier, last_time, last_event_id, \
-             applied_events, config_version, rules, updated_at, region, dedup FROM store.snapshots \
+             applied_events, config_version, rules, updated_at, region, dedup, rule_histories \
+             FROM store.snapshots \
              QUALIFY row_number() OVER (PARTITION BY subject_id ORDER BY sid DESC) = 1",
         )
         .ctx("loading snapshots")?;
@@ -81,7 +83,16 @@ pub(super) fn load(conn: &Connection) -> Result<(SnapshotMemory, i64)> {
             .entry(tier)
             .or_insert_with_key(|t| Arc::from(t.as_str()))
             .clone();
-        let rules: String = row.get(9).ctx(what)?;
+        // Rows written before the histories were bytes hold them as JSON text.
+        let rules = if let Some(bytes) = row.get::<_, Option<Vec<u8>>>(13).ctx(what)? {
+            decode_rules(&bytes)?
+        } else {
+            let text: Option<String> = row.get(9).ctx(what)?;
+            from_json::<Vec<RuleHistory>>(
+                text.as_deref().unwrap_or("[]"),
+                "snapshot rule histories",
+            )?
+        };
         // NULL in rows written before the window was stored: an empty window.
         let dedup: Option<Vec<u8>> = row.get(12).ctx(what)?;
         let dedup = match dedup {
@@ -97,7 +108,7 @@ pub(super) fn load(conn: &Connection) -> Result<(SnapshotMemory, i64)> {
             applied_events: row.get(7).ctx(what)?,
             config_version: row.get(8).ctx(what)?,
             dedup,
-            rules: from_json::<Vec<RuleHistory>>(&rules, "snapshot rule histories")?,
+            rules,
         };
         out.order.insert(state.subject_id.clone());
         out.by_id.insert(
@@ -188,50 +199,6 @@ pub(super) fn load_offsets(conn: &Connection) -> Result<FxHashMap<u32, Claim>> {
     rows.collect::<Result<_, _>>().ctx("loading offsets")
 }
 
-/// Bytes of a window's floor and of each entry (time, then digest).
-const FLOOR_BYTES: usize = 8;
-const ENTRY_BYTES: usize = 24;
-
-/// A duplicate window as bytes: the floor (`i64::MIN` for none), then per entry its time and
-/// its digest, little-endian. Binary, not JSON: a window is written with every changed
-/// snapshot, up to 256 entries of 128-bit digests, and as JSON text it more than halved the
-/// rate the node scored and stored at (`docs/BENCHMARKS.md`).
-fn encode_window(window: &DedupWindow) -> Vec<u8> {
-    let mut out = Vec::with_capacity(FLOOR_BYTES + window.len() * ENTRY_BYTES);
-    let floor = window.floor().map_or(i64::MIN, Timestamp::nanos);
-    out.extend_from_slice(&floor.to_le_bytes());
-    for (at, digest) in window.entries() {
-        out.extend_from_slice(&at.nanos().to_le_bytes());
-        out.extend_from_slice(&digest.to_le_bytes());
-    }
-    out
-}
-
-/// The window [`encode_window`] wrote.
-fn decode_window(bytes: &[u8]) -> Result<DedupWindow> {
-    let malformed = || {
-        crate::error::StorageError::Backend(format!(
-            "a stored duplicate window of {} bytes is not {FLOOR_BYTES} + {ENTRY_BYTES} per entry",
-            bytes.len()
-        ))
-    };
-    let (floor, entries) = bytes.split_at_checked(FLOOR_BYTES).ok_or_else(malformed)?;
-    if entries.len() % ENTRY_BYTES != 0 {
-        return Err(malformed());
-    }
-    let floor = i64::from_le_bytes(floor.try_into().map_err(|_| malformed())?);
-    let floor = (floor != i64::MIN).then(|| Timestamp::from_nanos(floor));
-    let mut recent = Vec::with_capacity(entries.len() / ENTRY_BYTES);
-    for entry in entries.chunks_exact(ENTRY_BYTES) {
-        let (at, digest) = entry.split_at(8);
-        recent.push((
-            Timestamp::from_nanos(i64::from_le_bytes(at.try_into().map_err(|_| malformed())?)),
-            u128::from_le_bytes(digest.try_into().map_err(|_| malformed())?),
-        ));
-    }
-    Ok(DedupWindow::new(floor, recent))
-}
-
 /// Which rows a snapshot commit writes: per state, its new row key when it is the last state
 /// of its subject in the batch (only that one is written), else `None`.
 pub(super) struct SnapshotPlan {
@@ -275,9 +242,7 @@ pub(super) fn write_in(
         .filter_map(|(s, sid)| sid.map(|sid| (s, sid)))
         .collect();
     let k = || kept.iter().map(|(s, _)| &s.state);
-    let rules = k()
-        .map(|s| to_json(&s.rules, "rule histories"))
-        .collect::<Result<Vec<_>>>()?;
+    let rules: Vec<Vec<u8>> = k().map(|s| encode_rules(&s.rules)).collect();
     // The row keeps the floor; the entries come back from the archive at open.
     let dedup: Vec<Vec<u8>> = k()
         .map(|s| encode_window(&DedupWindow::new(s.dedup.floor(), [])))
@@ -295,13 +260,17 @@ pub(super) fn write_in(
         ),
         ("applied_events", col::u64s(k().map(|s| s.applied_events))),
         ("config_version", col::u32s(k().map(|s| s.config_version))),
-        ("rules", col::text(rules.iter().map(String::as_str))),
+        ("rules", col::opt_text(k().map(|_| None))),
         ("updated_at", col::i64s(k().map(|_| at.nanos()))),
         (
             "region",
             col::text(kept.iter().map(|(s, _)| s.region.as_str())),
         ),
         ("dedup", col::blobs(dedup.iter().map(Vec::as_slice))),
+        (
+            "rule_histories",
+            col::blobs(rules.iter().map(Vec::as_slice)),
+        ),
     ];
     col::append(conn, "store", "snapshots", columns, "appending snapshots")?;
     write_position(conn, partition, position)
@@ -464,29 +433,5 @@ impl Snapshots for Duck {
             .into_iter()
             .map(|(tier, n)| (tier.to_owned(), n))
             .collect())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, reason = "tests")]
-
-    use super::*;
-
-    #[test]
-    fn duplicate_windows_round_trip_as_bytes_and_damage_is_refused() {
-        let t = Timestamp::from_nanos;
-        for window in [
-            DedupWindow::default(),
-            DedupWindow::new(Some(t(-5)), []),
-            DedupWindow::new(Some(t(10)), [(t(11), u128::MAX), (t(12), 7)]),
-        ] {
-            let bytes = encode_window(&window);
-            assert_eq!(bytes.len(), FLOOR_BYTES + ENTRY_BYTES * window.len());
-            assert_eq!(decode_window(&bytes).unwrap(), window);
-        }
-        let bytes = encode_window(&DedupWindow::new(None, [(t(1), 2)]));
-        assert!(decode_window(&bytes[..bytes.len() - 1]).is_err());
-        assert!(decode_window(&bytes[..3]).is_err());
     }
 }
