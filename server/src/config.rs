@@ -200,6 +200,11 @@ pub struct AnalyticsSection {
     pub max_rows_limit: u64,
     /// DuckDB memory limit, e.g. "2GB".
     pub memory_limit: String,
+    /// Most bytes of Arrow IPC one result may carry; past it the result stream ends with
+    /// RESOURCE_EXHAUSTED.
+    pub max_result_bytes: u64,
+    /// Most analytics queries running at once; another is refused with RESOURCE_EXHAUSTED.
+    pub max_concurrent_queries: usize,
 }
 
 impl Default for AnalyticsSection {
@@ -210,6 +215,8 @@ impl Default for AnalyticsSection {
             default_max_rows: 100_000,
             max_rows_limit: 1_000_000,
             memory_limit: "2GB".into(),
+            max_result_bytes: 256 << 20,
+            max_concurrent_queries: 4,
         }
     }
 }
@@ -323,6 +330,12 @@ impl Config {
                 "analytics.default_max_rows must be 1..=analytics.max_rows_limit ({}), not {}",
                 a.max_rows_limit,
                 a.default_max_rows
+            );
+        }
+        if a.max_result_bytes < 1 << 20 || a.max_concurrent_queries == 0 {
+            bail!(
+                "analytics.max_result_bytes must be at least 1048576 and \
+                 analytics.max_concurrent_queries at least 1"
             );
         }
         if !self.node.metrics_listen.is_empty() {

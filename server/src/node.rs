@@ -102,12 +102,16 @@ pub async fn run(
 
     let bus_health = stores.bus.health();
     let max_message = config.ingest.max_message_bytes;
+    let analytics_slots = Arc::new(tokio::sync::Semaphore::new(
+        config.analytics.max_concurrent_queries,
+    ));
     let node = Arc::new(Node {
         stores,
         catalog,
         ingest,
         alerts,
         config,
+        analytics_slots,
     });
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(credence_proto::FILE_DESCRIPTOR_SET)
