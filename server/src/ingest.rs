@@ -434,6 +434,15 @@ impl Ingest {
             }
         }
         if let Some(payload) = &e.payload {
+            // Marked by the codec: this event's payload did not decode (nested past the
+            // decoder's recursion limit, or not valid protobuf), the rest of it did.
+            if let Some(reason) = credence_proto::codec::undecodable_payload(payload) {
+                return Err(format!(
+                    "payload: {reason} (a payload may nest at most {} levels, \
+                     ingest.max_payload_depth)",
+                    self.limits.max_payload_depth
+                ));
+            }
             let size = payload.encoded_len();
             if size > self.limits.max_payload_bytes {
                 return Err(format!(
