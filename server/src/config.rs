@@ -43,6 +43,21 @@ pub struct NodeSection {
     pub data_dir: PathBuf,
     /// Rule file loaded when the store has no rules yet; empty: the built-in example set.
     pub rules_file: String,
+    /// Most gRPC connections open at once; one past it is closed as soon as it is accepted.
+    pub max_connections: usize,
+    /// How long a new connection may stay silent before its first bytes.
+    #[serde(with = "duration_text")]
+    pub handshake_timeout: Duration,
+    /// How long a connection may go without receiving a byte before it is closed (a client
+    /// answering keepalive pings is not silent).
+    #[serde(with = "duration_text")]
+    pub idle_timeout: Duration,
+    /// How often the server pings a connection over HTTP/2; "0s" turns the pings off.
+    #[serde(with = "duration_text")]
+    pub keepalive_interval: Duration,
+    /// How long a ping may go unanswered before the connection is closed.
+    #[serde(with = "duration_text")]
+    pub keepalive_timeout: Duration,
 }
 
 impl Default for NodeSection {
@@ -52,6 +67,11 @@ impl Default for NodeSection {
             metrics_listen: "127.0.0.1:9464".into(),
             data_dir: PathBuf::from("./.credence"),
             rules_file: String::new(),
+            max_connections: 1_024,
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(300),
+            keepalive_interval: Duration::from_secs(60),
+            keepalive_timeout: Duration::from_secs(20),
         }
     }
 }
@@ -330,6 +350,17 @@ impl Config {
                 "analytics.default_max_rows must be 1..=analytics.max_rows_limit ({}), not {}",
                 a.max_rows_limit,
                 a.default_max_rows
+            );
+        }
+        let n = &self.node;
+        if n.max_connections == 0
+            || n.handshake_timeout.is_zero()
+            || n.idle_timeout.is_zero()
+            || n.keepalive_timeout.is_zero()
+        {
+            bail!(
+                "node.max_connections, node.handshake_timeout, node.idle_timeout and \
+                 node.keepalive_timeout must be above zero"
             );
         }
         if a.max_result_bytes < 1 << 20 || a.max_concurrent_queries == 0 {
