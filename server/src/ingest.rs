@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use crate::catalog::Catalog;
 use crate::config::{IngestSection, PipelineSection};
 use crate::convert;
-use crate::error::Error;
+use crate::error::{Error, quote};
 use crate::health::{Component, Health};
 use crate::metrics::Metrics;
 
@@ -491,9 +491,9 @@ impl Ingest {
         for (i, verdict) in verdicts.iter_mut().enumerate() {
             if verdict.is_ok() && profiles[i].is_none() && snapshots[i].is_none() {
                 *verdict = Err(format!(
-                    "subject_id: {:?} is not a known subject and auto_create_subjects is off \
+                    "subject_id: {} is not a known subject and auto_create_subjects is off \
                      in the scoring config; upsert its profile first",
-                    ids[i]
+                    quote(&ids[i])
                 ));
             }
         }

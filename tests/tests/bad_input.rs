@@ -510,3 +510,151 @@ async fn bytes_that_are_not_the_request_are_invalid_argument() {
     // and the node still takes a good batch
     assert_eq!(publish(&node, vec![ok("fine")]).await.unwrap().accepted, 1);
 }
+
+/// Forged page tokens, on every paged RPC: INVALID_ARGUMENT naming the token as invalid,
+/// quoting at most a short prefix of it (a 10,000-character token used to come back whole,
+/// and `p-1` reached DuckDB as a negative OFFSET and came back INTERNAL).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_page_tokens_are_invalid_argument_and_never_echoed_whole() {
+    let node = Node::start().await.unwrap();
+    assert_eq!(publish(&node, vec![ok("paged")]).await.unwrap().accepted, 1);
+    wait::scored(&node, S, 1).await.unwrap();
+    let long = "A".repeat(10_000);
+    let from = Some(ts("2026-01-01T00:00:00Z"));
+    let to = Some(ts("2027-01-01T00:00:00Z"));
+    for token in ["p-1", "1", "1AAAA", "-1", long.as_str(), "1\u{0}\u{ffff}"] {
+        let token = token.to_owned();
+        let mut query = node.query();
+        let mut scoring = node.scoring();
+        let answers: Vec<(&str, Result<(), tonic::Status>)> = vec![
+            (
+                "ListSubjects",
+                query
+                    .list_subjects(pb::ListSubjectsRequest {
+                        page_token: token.clone(),
+                        ..Default::default()
+                    })
+                    .await
+                    .map(drop),
+            ),
+            (
+                "GetScoreHistory",
+                query
+                    .get_score_history(pb::GetScoreHistoryRequest {
+                        subject_id: S.into(),
+                        page_token: token.clone(),
+                        ..Default::default()
+                    })
+                    .await
+                    .map(drop),
+            ),
+            (
+                "ListEvents",
+                query
+                    .list_events(pb::ListEventsRequest {
+                        subject_id: S.into(),
+                        page_token: token.clone(),
+                        ..Default::default()
+                    })
+                    .await
+                    .map(drop),
+            ),
+            (
+                "GetAggregates",
+                query
+                    .get_aggregates(pb::GetAggregatesRequest {
+                        window: pb::AggregateWindow::Day as i32,
+                        group_by: pb::AggregateGroupBy::Subject as i32,
+                        from,
+                        to,
+                        page_token: token.clone(),
+                        ..Default::default()
+                    })
+                    .await
+                    .map(drop),
+            ),
+            (
+                "ListRules",
+                scoring
+                    .list_rules(pb::ListRulesRequest {
+                        page_token: token.clone(),
+                        ..Default::default()
+                    })
+                    .await
+                    .map(drop),
+            ),
+            (
+                "ExplainScore",
+                scoring
+                    .explain_score(pb::ExplainScoreRequest {
+                        subject_id: S.into(),
+                        page_token: token.clone(),
+                        ..Default::default()
+                    })
+                    .await
+                    .map(drop),
+            ),
+            (
+                "ListListEntries",
+                scoring
+                    .list_list_entries(pb::ListListEntriesRequest {
+                        page_token: token.clone(),
+                        ..Default::default()
+                    })
+                    .await
+                    .map(drop),
+            ),
+        ];
+        let shown: String = token.chars().take(12).collect();
+        for (rpc, answer) in answers {
+            let err = answer.expect_err(&format!("{rpc} took the token {shown:?}"));
+            assert_eq!(
+                err.code(),
+                Code::InvalidArgument,
+                "{rpc} {shown:?}: {err:?}"
+            );
+            assert!(
+                err.message().contains("page_token"),
+                "{rpc}: names the field: {err:?}"
+            );
+            assert!(
+                err.message().len() < 400 && !err.message().contains(&"A".repeat(40)),
+                "{rpc}: at most a short prefix of the token: {} bytes",
+                err.message().len()
+            );
+        }
+    }
+
+    // Ids the node does not know are quoted short too.
+    let mut scoring = node.scoring();
+    let answers = [
+        scoring
+            .get_score(pb::GetScoreRequest {
+                subject_id: long.clone(),
+            })
+            .await
+            .map(drop),
+        scoring
+            .get_rule(pb::GetRuleRequest {
+                rule_id: long.clone(),
+                version: 0,
+            })
+            .await
+            .map(drop),
+        node.query()
+            .get_profile(pb::GetProfileRequest {
+                subject_id: long.clone(),
+            })
+            .await
+            .map(drop),
+    ];
+    for answer in answers {
+        let err = answer.unwrap_err();
+        assert!(
+            err.message().len() < 400 && !err.message().contains(&"A".repeat(60)),
+            "{} bytes: {:?}",
+            err.message().len(),
+            err.message().get(..100)
+        );
+    }
+}

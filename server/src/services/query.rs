@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status};
 
 use super::{Node, optional_time, page, required_id};
 use crate::convert;
-use crate::error::Error;
+use crate::error::{Error, quote};
 
 /// The query handlers.
 pub struct QueryApi(pub Arc<Node>);
@@ -57,8 +57,8 @@ impl QueryService for QueryApi {
             .map(|s| convert::snapshot_to_pb(&s.state, s.updated_at));
         if profile.is_none() && snapshot.is_none() {
             return Err(Error::not_found(format!(
-                "subject {:?} has neither a profile nor a score",
-                ids[0]
+                "subject {} has neither a profile nor a score",
+                quote(&ids[0])
             )));
         }
         Ok(Response::new(pb::GetProfileResponse { profile, snapshot }))

@@ -13,7 +13,7 @@ use tonic::{Request, Response, Status};
 
 use super::{Node, optional_time, page, required_id};
 use crate::convert;
-use crate::error::Error;
+use crate::error::{Error, quote};
 use crate::simulation;
 
 /// Most subjects one `BatchGetScores` reads.
@@ -73,8 +73,10 @@ impl ScoringService for ScoringApi {
             .await
             .map_err(Error::from)?
             .ok_or_else(|| match version {
-                Some(v) => Error::not_found::<Error>(format!("rule {id:?} has no version {v}")),
-                None => Error::not_found(format!("rule {id:?} does not exist")),
+                Some(v) => {
+                    Error::not_found::<Error>(format!("rule {} has no version {v}", quote(id)))
+                }
+                None => Error::not_found(format!("rule {} does not exist", quote(id))),
             })?;
         Ok(Response::new(pb::GetRuleResponse {
             rule: Some(convert::rule_to_pb(&rule)),
@@ -195,7 +197,8 @@ impl ScoringService for ScoringApi {
         let id = required_id("subject_id", &r.subject_id)?;
         let snapshot = self.snapshot(id).await?.ok_or_else(|| {
             Error::not_found::<Error>(format!(
-                "subject {id:?} has no score (no event of it was scored yet)"
+                "subject {} has no score (no event of it was scored yet)",
+                quote(id)
             ))
         })?;
         Ok(Response::new(pb::GetScoreResponse {
@@ -240,7 +243,7 @@ impl ScoringService for ScoringApi {
         let r = request.into_inner();
         let id = required_id("subject_id", &r.subject_id)?;
         let snapshot = self.snapshot(id).await?.ok_or_else(|| {
-            Error::not_found::<Error>(format!("subject {id:?} has no score to explain"))
+            Error::not_found::<Error>(format!("subject {} has no score to explain", quote(id)))
         })?;
         let range = credence_storage::TimeRange {
             from: optional_time("from", r.from.as_ref())?,
