@@ -35,7 +35,8 @@ pub fn simulate(request: &pb::SimulateRequest) -> Result<pb::SimulateResponse, E
         rules.push(rule);
     }
     let config = match &request.config {
-        Some(c) => convert::config(c).map_err(at("config".into()))?,
+        // A field left out takes the default config's value, as a left-out config does.
+        Some(c) => convert::config(c, &ScoringConfig::default()).map_err(at("config".into()))?,
         None => ScoringConfig::default(),
     };
     let set = RuleSet::compile(0, rules).map_err(Error::from)?;

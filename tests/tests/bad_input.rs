@@ -218,7 +218,7 @@ async fn bad_events_are_rejected_one_by_one() {
 
     // unknown subjects with auto-create off: rejected; known ones still accepted
     let mut config = fixtures::worked_config();
-    config.auto_create_subjects = false;
+    config.auto_create_subjects = Some(false);
     node.scoring()
         .put_config(pb::PutConfigRequest {
             config: Some(config),

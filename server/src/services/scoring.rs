@@ -182,7 +182,10 @@ impl ScoringService for ScoringApi {
             .into_inner()
             .config
             .ok_or_else(|| Error::required::<Error>("config"))?;
-        let config = convert::config(&config).map_err(|e| Error::from(e.within("config")))?;
+        // A field left out keeps the live config's value.
+        let live = self.0.catalog.live();
+        let config = convert::config(&config, live.engine.config())
+            .map_err(|e| Error::from(e.within("config")))?;
         let stored = self.0.catalog.put_config(config).await?;
         Ok(Response::new(pb::PutConfigResponse {
             config: Some(convert::config_to_pb(&stored)),
