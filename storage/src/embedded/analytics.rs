@@ -69,7 +69,7 @@ impl Analytics for Duck {
         let (tx, rx) = mpsc::channel(1);
         let deadline = tokio::time::Instant::now() + limits.timeout;
         let timed_out = Arc::new(AtomicBool::new(false));
-        let watchdog = tokio::spawn({
+        let watchdog = AbortOnDrop(tokio::spawn({
             let timed_out = Arc::clone(&timed_out);
             async move {
                 tokio::time::sleep_until(deadline).await;
@@ -79,7 +79,7 @@ impl Analytics for Duck {
                     tokio::time::sleep(INTERRUPT_AGAIN).await;
                 }
             }
-        });
+        }));
         let sink = Sink {
             tx,
             runtime: tokio::runtime::Handle::current(),
@@ -92,7 +92,7 @@ impl Analytics for Duck {
             let result = run_rolled_back(&conn, &wrapped, limits.max_rows, &mut sink);
             // The memory goes with the connection; only then is the query unregistered.
             drop(conn);
-            watchdog.abort();
+            drop(watchdog);
             let result = result.map_err(|e| {
                 if registered.preempted() {
                     StorageError::LimitExceeded(
@@ -117,6 +117,15 @@ impl Analytics for Duck {
             }
         });
         Ok(AnalyticsStream::new(rx))
+    }
+}
+
+/// Stops the task when dropped, even if the blocking work that owns it panics.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
