@@ -54,5 +54,5 @@ pub use rule::{Cap, Condition, Multiplier, Operator, Rule, RuleStatus};
 pub use scorer::Scorer;
 pub use state::{DedupWindow, RuleHistory, SubjectState, event_digest};
 pub use time::{Duration, Timestamp};
-pub use validate::{validate_config, validate_rule, validate_rule_windows, validate_rules};
+pub use validate::{limits, validate_config, validate_rule, validate_rule_windows, validate_rules};
 pub use value::{Payload, Value};

@@ -17,6 +17,40 @@ const MAX_CONFIG_SPAN: Duration = Duration::from_days(3650);
 /// Upper bound of `dedup_window_events`: 65,536 entries are 1.5 MiB per subject.
 const MAX_DEDUP_WINDOW_EVENTS: u32 = 65_536;
 
+/// Size limits of a rule and a config. A rule's name is copied into every score change it
+/// makes and its conditions are evaluated for every event of its type, so none of them may
+/// grow without bound. The numbers are documented in `docs/ARCHITECTURE.md`.
+pub mod limits {
+    /// Longest rule name, in bytes (the reason of every change the rule makes).
+    pub const NAME_BYTES: usize = 256;
+    /// Longest rule description, in bytes.
+    pub const DESCRIPTION_BYTES: usize = 4_096;
+    /// Longest event type or subtype a rule matches, in bytes (ingestion's id limit).
+    pub const EVENT_TYPE_BYTES: usize = 128;
+    /// Most conditions of one rule.
+    pub const CONDITIONS: usize = 32;
+    /// Most multipliers of one rule.
+    pub const MULTIPLIERS: usize = 16;
+    /// Longest condition path, in bytes.
+    pub const PATH_BYTES: usize = 256;
+    /// Largest condition value, in bytes of its strings plus 8 per other value.
+    pub const VALUE_BYTES: usize = 16_384;
+    /// Largest `|points|` of a rule.
+    pub const POINTS: f64 = 1e9;
+    /// Largest product of the `|factor|`s above 1 of one rule's multipliers: what all of
+    /// them holding at once could multiply the points by. With [`POINTS`] a change stays
+    /// within 1e15, so the factor and the score can never overflow to infinity or NaN.
+    pub const FACTOR_PRODUCT: f64 = 1e6;
+    /// Largest `|baseline|`, `|min_score|`, `|max_score|`, tier bound or alert threshold.
+    pub const SCORE: f64 = 1e12;
+    /// Most tiers.
+    pub const TIERS: usize = 64;
+    /// Longest tier name, in bytes.
+    pub const TIER_NAME_BYTES: usize = 64;
+    /// Most alert thresholds.
+    pub const ALERT_THRESHOLDS: usize = 64;
+}
+
 /// Checks one rule: id, event type, points, conditions, multipliers, cap, validity.
 pub fn validate_rule(rule: &Rule) -> Result<()> {
     let id = rule.id.as_str();
@@ -39,16 +73,56 @@ pub fn validate_rule(rule: &Rule) -> Result<()> {
     if rule.event_type.is_empty() {
         return err("event_type", "is required".into());
     }
+    for (field, text, max) in [
+        ("name", rule.name.as_str(), limits::NAME_BYTES),
+        (
+            "description",
+            rule.description.as_str(),
+            limits::DESCRIPTION_BYTES,
+        ),
+        (
+            "event_type",
+            rule.event_type.as_str(),
+            limits::EVENT_TYPE_BYTES,
+        ),
+        (
+            "event_subtype",
+            rule.event_subtype.as_deref().unwrap_or_default(),
+            limits::EVENT_TYPE_BYTES,
+        ),
+    ] {
+        if text.len() > max {
+            return err(
+                field,
+                format!("is {} bytes long, over the limit of {max}", text.len()),
+            );
+        }
+    }
+    for (field, count, max) in [
+        ("conditions", rule.conditions.len(), limits::CONDITIONS),
+        ("multipliers", rule.multipliers.len(), limits::MULTIPLIERS),
+    ] {
+        if count > max {
+            return err(
+                field,
+                format!("has {count} entries, over the limit of {max}"),
+            );
+        }
+    }
     if rule.event_subtype.as_deref() == Some("") {
         return err(
             "event_subtype",
             "is empty; leave it out to match every subtype".into(),
         );
     }
-    if !rule.points.is_finite() {
+    if !rule.points.is_finite() || rule.points.abs() > limits::POINTS {
         return err(
             "points",
-            format!("must be a finite number, got {}", rule.points),
+            format!(
+                "must be a finite number within ±{:e}, got {}",
+                limits::POINTS,
+                rule.points
+            ),
         );
     }
     for (i, condition) in rule.conditions.iter().enumerate() {
@@ -62,6 +136,23 @@ pub fn validate_rule(rule: &Rule) -> Result<()> {
                 format!("must be a finite number, got {}", multiplier.factor),
             );
         }
+    }
+    // Every multiplier may hold at once: the product of those that grow the points bounds
+    // the factor. Checked here, not clamped in the engine, so a stored rule is one that
+    // scores exactly as SCORING.md says.
+    let product = rule
+        .multipliers
+        .iter()
+        .fold(1.0_f64, |p, m| p * m.factor.abs().max(1.0));
+    if product > limits::FACTOR_PRODUCT {
+        return err(
+            "multipliers",
+            format!(
+                "the factors could multiply the points by {product:e} when all hold, over \
+                 the limit of {:e}",
+                limits::FACTOR_PRODUCT
+            ),
+        );
     }
     if let Some(cap) = rule.cap {
         if cap.max == 0 {
@@ -84,6 +175,28 @@ pub fn validate_rule(rule: &Rule) -> Result<()> {
 
 /// Checks a condition's path and that its value suits its operator.
 fn check_condition(rule: &str, at: &str, condition: &Condition) -> Result<()> {
+    if condition.field.len() > limits::PATH_BYTES {
+        return Err(ScorerError::rule(
+            rule,
+            format!("{at}.field"),
+            format!(
+                "is {} bytes long, over the limit of {}",
+                condition.field.len(),
+                limits::PATH_BYTES
+            ),
+        ));
+    }
+    let size = value_bytes(&condition.value);
+    if size > limits::VALUE_BYTES {
+        return Err(ScorerError::rule(
+            rule,
+            format!("{at}.value"),
+            format!(
+                "is about {size} bytes, over the limit of {}",
+                limits::VALUE_BYTES
+            ),
+        ));
+    }
     FieldPath::parse(&condition.field)
         .map_err(|problem| ScorerError::rule(rule, format!("{at}.field"), problem))?;
     let value = &condition.value;
@@ -95,6 +208,21 @@ fn check_condition(rule: &str, at: &str, condition: &Condition) -> Result<()> {
     match problem {
         Some(problem) => Err(ScorerError::rule(rule, format!("{at}.value"), problem)),
         None => Ok(()),
+    }
+}
+
+/// Size of a condition value: the bytes of its strings and keys, 8 per other value.
+fn value_bytes(value: &Value) -> usize {
+    match value {
+        Value::String(s) => s.len(),
+        Value::List(items) => items.iter().map(value_bytes).sum::<usize>() + 8,
+        Value::Map(map) => {
+            map.iter()
+                .map(|(k, v)| k.len() + value_bytes(v))
+                .sum::<usize>()
+                + 8
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) => 8,
     }
 }
 
@@ -153,8 +281,14 @@ pub fn validate_config(config: &ScoringConfig) -> Result<()> {
         ("min_score", config.min_score),
         ("max_score", config.max_score),
     ] {
-        if !value.is_finite() {
-            return err(field, format!("must be a finite number, got {value}"));
+        if !value.is_finite() || value.abs() > limits::SCORE {
+            return err(
+                field,
+                format!(
+                    "must be a finite number within ±{:e}, got {value}",
+                    limits::SCORE
+                ),
+            );
         }
     }
     if config.min_score >= config.max_score {
@@ -178,6 +312,21 @@ pub fn validate_config(config: &ScoringConfig) -> Result<()> {
     if config.tiers.is_empty() {
         return err("tiers", "needs at least one tier".into());
     }
+    for (field, count, max) in [
+        ("tiers", config.tiers.len(), limits::TIERS),
+        (
+            "alert_thresholds",
+            config.alert_thresholds.len(),
+            limits::ALERT_THRESHOLDS,
+        ),
+    ] {
+        if count > max {
+            return err(
+                field,
+                format!("has {count} entries, over the limit of {max}"),
+            );
+        }
+    }
     let mut names = FxHashSet::default();
     for (i, tier) in config.tiers.iter().enumerate() {
         if tier.name.is_empty() {
@@ -189,18 +338,42 @@ pub fn validate_config(config: &ScoringConfig) -> Result<()> {
                 format!("{:?} appears twice", tier.name),
             );
         }
-        if !tier.min_score.is_finite() {
+        if tier.name.len() > limits::TIER_NAME_BYTES {
+            return err(
+                &format!("tiers[{i}].name"),
+                format!(
+                    "is {} bytes long, over the limit of {}",
+                    tier.name.len(),
+                    limits::TIER_NAME_BYTES
+                ),
+            );
+        }
+        if !tier.min_score.is_finite() || tier.min_score.abs() > limits::SCORE {
             return err(
                 &format!("tiers[{i}].min_score"),
-                "must be a finite number".into(),
+                format!("must be a finite number within ±{:e}", limits::SCORE),
+            );
+        }
+        // Listed from the lowest band up, so every reader (GetConfig, the tier
+        // distribution, a rule file) sees them in score order; refused rather than sorted,
+        // so what is stored is what was sent.
+        if let Some(before) = i.checked_sub(1).map(|b| &config.tiers[b])
+            && tier.min_score <= before.min_score
+        {
+            return err(
+                &format!("tiers[{i}].min_score"),
+                format!(
+                    "tiers are listed by rising min_score: {:?} ({}) must be above {:?} ({})",
+                    tier.name, tier.min_score, before.name, before.min_score
+                ),
             );
         }
     }
     for (i, th) in config.alert_thresholds.iter().enumerate() {
-        if !th.is_finite() {
+        if !th.is_finite() || th.abs() > limits::SCORE {
             return err(
                 &format!("alert_thresholds[{i}]"),
-                "must be a finite number".into(),
+                format!("must be a finite number within ±{:e}", limits::SCORE),
             );
         }
     }
@@ -299,6 +472,63 @@ mod tests {
         rule.valid_from = Some(Timestamp::from_unix_seconds(100));
         rule.valid_until = Some(Timestamp::from_unix_seconds(100));
         assert!(message(validate_rule(&rule)).contains("valid_until"));
+    }
+
+    /// The holes: factors whose product overflows made the factor infinite (and the score
+    /// NaN, forced to the minimum); a 1 MB name was copied into every score change; tiers
+    /// out of order were stored and served so.
+    #[test]
+    fn absurd_sizes_and_factors_are_refused() {
+        let mut rule = Rule::new("big", "financial", 10.0);
+        for _ in 0..4 {
+            rule.multipliers.push(Multiplier {
+                when: Condition::new("payload.x", Operator::Gt, 0.0),
+                factor: 1e100,
+            });
+        }
+        assert!(
+            message(validate_rule(&rule)).contains("multipliers: the factors could multiply"),
+            "{}",
+            message(validate_rule(&rule))
+        );
+        rule.multipliers.truncate(1);
+        rule.multipliers[0].factor = 1_000.0;
+        rule.multipliers.push(rule.multipliers[0].clone());
+        validate_rule(&rule).expect("1e6 is allowed");
+        rule.multipliers[1].factor = -0.5;
+        validate_rule(&rule).expect("factors below 1 do not grow the points");
+
+        let mut rule = Rule::new("named", "financial", 1.0);
+        rule.name = "n".repeat(1 << 20);
+        assert!(message(validate_rule(&rule)).contains("name: is 1048576 bytes long"));
+        let mut rule = Rule::new("paths", "financial", 1.0);
+        rule.conditions.push(Condition::new(
+            format!("payload.{}", "a".repeat(300)),
+            Operator::Exists,
+            true,
+        ));
+        assert!(message(validate_rule(&rule)).contains("conditions[0].field: is"));
+        let mut rule = Rule::new("many", "financial", 1.0);
+        rule.conditions = vec![Condition::new("payload.a", Operator::Exists, true); 33];
+        assert!(message(validate_rule(&rule)).contains("conditions: has 33 entries"));
+        let mut rule = Rule::new("list", "financial", 1.0);
+        let long: Vec<Value> = (0..5_000).map(|i| Value::String(format!("v{i}"))).collect();
+        rule.conditions
+            .push(Condition::new("payload.a", Operator::In, Value::List(long)));
+        assert!(message(validate_rule(&rule)).contains("conditions[0].value: is about"));
+        let rule = Rule::new("huge", "financial", 1e300);
+        assert!(message(validate_rule(&rule)).contains("points: must be a finite number within"));
+
+        let mut config = ScoringConfig::default();
+        config.tiers.swap(0, 1);
+        assert!(
+            message(validate_config(&config)).contains("tiers[1].min_score: tiers are listed"),
+            "{}",
+            message(validate_config(&config))
+        );
+        let mut config = ScoringConfig::default();
+        config.tiers[1].min_score = config.tiers[0].min_score;
+        assert!(message(validate_config(&config)).contains("tiers[1].min_score"));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use credence_scorer::{
 use credence_storage::Stores;
 use parking_lot::RwLock;
 
-use crate::error::Error;
+use crate::error::{Error, quote};
 
 /// What the pipeline scores with at one moment.
 pub struct Live {
@@ -83,7 +83,7 @@ impl Catalog {
             .rules
             .get_rule(rule_id, None)
             .await?
-            .ok_or_else(|| Error::NotFound(format!("rule {rule_id:?} does not exist")))?;
+            .ok_or_else(|| Error::NotFound(format!("rule {} does not exist", quote(rule_id))))?;
         if rule.status == status {
             return Ok(rule);
         }

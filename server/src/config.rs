@@ -43,6 +43,21 @@ pub struct NodeSection {
     pub data_dir: PathBuf,
     /// Rule file loaded when the store has no rules yet; empty: the built-in example set.
     pub rules_file: String,
+    /// Most gRPC connections open at once; one past it is closed as soon as it is accepted.
+    pub max_connections: usize,
+    /// How long a new connection may stay silent before its first bytes.
+    #[serde(with = "duration_text")]
+    pub handshake_timeout: Duration,
+    /// How long a connection may go without receiving a byte before it is closed (a client
+    /// answering keepalive pings is not silent).
+    #[serde(with = "duration_text")]
+    pub idle_timeout: Duration,
+    /// How often the server pings a connection over HTTP/2; "0s" turns the pings off.
+    #[serde(with = "duration_text")]
+    pub keepalive_interval: Duration,
+    /// How long a ping may go unanswered before the connection is closed.
+    #[serde(with = "duration_text")]
+    pub keepalive_timeout: Duration,
 }
 
 impl Default for NodeSection {
@@ -52,6 +67,11 @@ impl Default for NodeSection {
             metrics_listen: "127.0.0.1:9464".into(),
             data_dir: PathBuf::from("./.credence"),
             rules_file: String::new(),
+            max_connections: 1_024,
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(300),
+            keepalive_interval: Duration::from_secs(60),
+            keepalive_timeout: Duration::from_secs(20),
         }
     }
 }
@@ -200,6 +220,11 @@ pub struct AnalyticsSection {
     pub max_rows_limit: u64,
     /// DuckDB memory limit, e.g. "2GB".
     pub memory_limit: String,
+    /// Most bytes of Arrow IPC one result may carry; past it the result stream ends with
+    /// RESOURCE_EXHAUSTED.
+    pub max_result_bytes: u64,
+    /// Most analytics queries running at once; another is refused with RESOURCE_EXHAUSTED.
+    pub max_concurrent_queries: usize,
 }
 
 impl Default for AnalyticsSection {
@@ -210,6 +235,8 @@ impl Default for AnalyticsSection {
             default_max_rows: 100_000,
             max_rows_limit: 1_000_000,
             memory_limit: "2GB".into(),
+            max_result_bytes: 256 << 20,
+            max_concurrent_queries: 4,
         }
     }
 }
@@ -323,6 +350,23 @@ impl Config {
                 "analytics.default_max_rows must be 1..=analytics.max_rows_limit ({}), not {}",
                 a.max_rows_limit,
                 a.default_max_rows
+            );
+        }
+        let n = &self.node;
+        if n.max_connections == 0
+            || n.handshake_timeout.is_zero()
+            || n.idle_timeout.is_zero()
+            || n.keepalive_timeout.is_zero()
+        {
+            bail!(
+                "node.max_connections, node.handshake_timeout, node.idle_timeout and \
+                 node.keepalive_timeout must be above zero"
+            );
+        }
+        if a.max_result_bytes < 1 << 20 || a.max_concurrent_queries == 0 {
+            bail!(
+                "analytics.max_result_bytes must be at least 1048576 and \
+                 analytics.max_concurrent_queries at least 1"
             );
         }
         if !self.node.metrics_listen.is_empty() {

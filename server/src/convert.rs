@@ -474,16 +474,21 @@ pub fn rule_to_pb(r: &domain::Rule) -> pb::Rule {
 // ---- config -------------------------------------------------------------------------------
 
 /// A scoring config (version 1 when 0). Its content is validated by the engine.
-pub fn config(c: &pb::ScoringConfig) -> Result<domain::ScoringConfig> {
-    let half_life = optional_span(
-        c.decay.as_ref().and_then(|d| d.half_life.as_ref()),
-        "decay.half_life",
-    )?;
+pub fn config(
+    c: &pb::ScoringConfig,
+    current: &domain::ScoringConfig,
+) -> Result<domain::ScoringConfig> {
+    // A singular field the client left out keeps `current`'s value (see the contract's
+    // ScoringConfig): proto3 would otherwise read an omitted `auto_create_subjects` as false.
+    let half_life = match &c.decay {
+        Some(decay) => optional_span(decay.half_life.as_ref(), "decay.half_life")?,
+        None => current.decay.half_life,
+    };
     Ok(domain::ScoringConfig {
         version: c.version.max(1),
-        baseline: c.baseline,
-        min_score: c.min_score,
-        max_score: c.max_score,
+        baseline: c.baseline.unwrap_or(current.baseline),
+        min_score: c.min_score.unwrap_or(current.min_score),
+        max_score: c.max_score.unwrap_or(current.max_score),
         tiers: c
             .tiers
             .iter()
@@ -494,16 +499,17 @@ pub fn config(c: &pb::ScoringConfig) -> Result<domain::ScoringConfig> {
             .collect(),
         decay: domain::Decay { half_life },
         alert_thresholds: c.alert_thresholds.clone(),
-        auto_create_subjects: c.auto_create_subjects,
-        // Absent or zero: the default (clients written before these fields send neither).
+        auto_create_subjects: c
+            .auto_create_subjects
+            .unwrap_or(current.auto_create_subjects),
         dedup_horizon: optional_span(c.dedup_horizon.as_ref(), "dedup_horizon")?
-            .unwrap_or(domain::DEFAULT_DEDUP_HORIZON),
+            .unwrap_or(current.dedup_horizon),
         dedup_window_events: match c.dedup_window_events {
-            0 => domain::DEFAULT_DEDUP_WINDOW_EVENTS,
+            0 => current.dedup_window_events,
             n => n,
         },
         max_rule_window: optional_span(c.max_rule_window.as_ref(), "max_rule_window")?
-            .unwrap_or(domain::DEFAULT_MAX_RULE_WINDOW),
+            .unwrap_or(current.max_rule_window),
         // The server's to set, never the client's.
         updated_at: None,
     })
@@ -523,9 +529,9 @@ fn optional_span(
 pub fn config_to_pb(c: &domain::ScoringConfig) -> pb::ScoringConfig {
     pb::ScoringConfig {
         version: c.version,
-        baseline: c.baseline,
-        min_score: c.min_score,
-        max_score: c.max_score,
+        baseline: Some(c.baseline),
+        min_score: Some(c.min_score),
+        max_score: Some(c.max_score),
         tiers: c
             .tiers
             .iter()
@@ -538,7 +544,7 @@ pub fn config_to_pb(c: &domain::ScoringConfig) -> pb::ScoringConfig {
             half_life: c.decay.half_life.map(duration_to_pb),
         }),
         alert_thresholds: c.alert_thresholds.clone(),
-        auto_create_subjects: c.auto_create_subjects,
+        auto_create_subjects: Some(c.auto_create_subjects),
         updated_at: c.updated_at.map(timestamp_to_pb),
         dedup_horizon: Some(duration_to_pb(c.dedup_horizon)),
         dedup_window_events: c.dedup_window_events,
@@ -932,7 +938,11 @@ mod tests {
         for r in &file.rules {
             assert_eq!(&rule(&rule_to_pb(r)).unwrap(), r, "rule {}", r.id);
         }
-        assert_eq!(config(&config_to_pb(&file.config)).unwrap(), file.config);
+        let default = domain::ScoringConfig::default();
+        assert_eq!(
+            config(&config_to_pb(&file.config), &default).unwrap(),
+            file.config
+        );
         let old_client = pb::ScoringConfig {
             dedup_horizon: None,
             dedup_window_events: 0,
@@ -940,9 +950,53 @@ mod tests {
             ..config_to_pb(&file.config)
         };
         assert_eq!(
-            config(&old_client).unwrap(),
+            config(&old_client, &default).unwrap(),
             file.config,
             "absent dedup fields are the defaults"
+        );
+    }
+
+    /// The hole: a PutConfig that left out auto_create_subjects turned it off (proto3 read
+    /// the absent field as false). Absent singular fields now keep the current values.
+    #[test]
+    fn fields_left_out_keep_the_current_values() {
+        let current = domain::ScoringConfig {
+            baseline: 5.0,
+            min_score: -10.0,
+            max_score: 10.0,
+            auto_create_subjects: true,
+            decay: domain::Decay {
+                half_life: Some(domain::Duration::from_days(9)),
+            },
+            ..domain::ScoringConfig::default()
+        };
+        let sparse = pb::ScoringConfig {
+            tiers: vec![pb::Tier {
+                name: "T".into(),
+                min_score: -10.0,
+            }],
+            ..pb::ScoringConfig::default()
+        };
+        let merged = config(&sparse, &current).unwrap();
+        assert!(merged.auto_create_subjects);
+        assert_eq!(
+            (merged.baseline, merged.min_score, merged.max_score),
+            (5.0, -10.0, 10.0)
+        );
+        assert_eq!(merged.decay, current.decay);
+        assert_eq!(merged.dedup_window_events, current.dedup_window_events);
+        let explicit = pb::ScoringConfig {
+            auto_create_subjects: Some(false),
+            baseline: Some(0.0),
+            decay: Some(pb::Decay { half_life: None }),
+            ..sparse
+        };
+        let merged = config(&explicit, &current).unwrap();
+        assert!(!merged.auto_create_subjects);
+        assert_eq!(merged.baseline, 0.0);
+        assert_eq!(
+            merged.decay.half_life, None,
+            "a sent Decay without half_life: off"
         );
     }
 

@@ -9,6 +9,34 @@ use credence_storage::StorageError;
 
 use crate::convert::ConvertError;
 
+/// Characters of client text an error message quotes (client input is never echoed whole).
+const QUOTED_CHARS: usize = 48;
+/// Longest status message: a backstop, so no message becomes a header the client refuses.
+const MAX_MESSAGE_BYTES: usize = 1_024;
+
+/// Client text for an error message: quoted, at most a short prefix of it.
+pub fn quote(text: &str) -> String {
+    let prefix: String = text.chars().take(QUOTED_CHARS).collect();
+    if prefix.len() < text.len() {
+        format!("{prefix:?}… ({} bytes)", text.len())
+    } else {
+        format!("{prefix:?}")
+    }
+}
+
+/// `message` cut to at most [`MAX_MESSAGE_BYTES`], at a character boundary.
+fn capped(mut message: String) -> String {
+    if message.len() > MAX_MESSAGE_BYTES {
+        let mut cut = MAX_MESSAGE_BYTES - 3;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message.truncate(cut);
+        message.push('…');
+    }
+    message
+}
+
 /// What went wrong in the server's domain layer.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -126,13 +154,30 @@ impl Error {
 
 impl From<Error> for tonic::Status {
     fn from(e: Error) -> Self {
-        tonic::Status::new(e.code(), e.to_string())
+        tonic::Status::new(e.code(), capped(e.to_string()))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_text_is_quoted_short_and_messages_are_capped() {
+        let long = "x".repeat(10_000);
+        let quoted = quote(&long);
+        assert!(
+            quoted.len() < 80 && quoted.contains("10000 bytes"),
+            "{quoted}"
+        );
+        assert_eq!(quote("rule-1"), "\"rule-1\"");
+        let status = tonic::Status::from(Error::NotFound(format!("é{long}")));
+        assert!(
+            status.message().len() <= MAX_MESSAGE_BYTES,
+            "{}",
+            status.message().len()
+        );
+    }
 
     #[test]
     fn a_backend_down_is_unavailable_and_notes_keep_the_code() {

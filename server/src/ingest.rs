@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use crate::catalog::Catalog;
 use crate::config::{IngestSection, PipelineSection};
 use crate::convert;
-use crate::error::Error;
+use crate::error::{Error, quote};
 use crate::health::{Component, Health};
 use crate::metrics::Metrics;
 
@@ -434,6 +434,15 @@ impl Ingest {
             }
         }
         if let Some(payload) = &e.payload {
+            // Marked by the codec: this event's payload did not decode (nested past the
+            // decoder's recursion limit, or not valid protobuf), the rest of it did.
+            if let Some(reason) = credence_proto::codec::undecodable_payload(payload) {
+                return Err(format!(
+                    "payload: {reason} (a payload may nest at most {} levels, \
+                     ingest.max_payload_depth)",
+                    self.limits.max_payload_depth
+                ));
+            }
             let size = payload.encoded_len();
             if size > self.limits.max_payload_bytes {
                 return Err(format!(
@@ -482,9 +491,9 @@ impl Ingest {
         for (i, verdict) in verdicts.iter_mut().enumerate() {
             if verdict.is_ok() && profiles[i].is_none() && snapshots[i].is_none() {
                 *verdict = Err(format!(
-                    "subject_id: {:?} is not a known subject and auto_create_subjects is off \
+                    "subject_id: {} is not a known subject and auto_create_subjects is off \
                      in the scoring config; upsert its profile first",
-                    ids[i]
+                    quote(&ids[i])
                 ));
             }
         }

@@ -8,6 +8,7 @@ pub mod convert;
 pub mod error;
 pub mod health;
 pub mod ingest;
+pub mod listener;
 pub mod metrics;
 pub mod node;
 pub mod pipeline;

@@ -12,15 +12,23 @@ use credence_scorer::RuleFile;
 use credence_storage::embedded::{Embedded, EmbeddedOptions};
 use credence_storage::{BusHealth, Sequential, Stores};
 use tokio::sync::{broadcast, watch};
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::catalog::Catalog;
 use crate::config::{CommitterKind, Config};
 use crate::health::{Component, Health};
 use crate::ingest::{Ingest, Progress};
+use crate::listener::{self, ConnectionLimits};
 use crate::metrics::{self, RpcTimer};
 use crate::pipeline::{self, Shared};
 use crate::services::{GraphApi, IngestionApi, Node, QueryApi, ScoringApi};
+
+/// HTTP/2 flow-control window of one stream: what a client may send that the server has
+/// not read yet. 64 KiB of one-event messages (about 100 bytes each) is about 650 small
+/// DATA frames, some 100 KB of h2's framing budget.
+const STREAM_WINDOW: u32 = 64 << 10;
+/// HTTP/2 flow-control window of a connection, shared by its streams; h2's budget for
+/// buffered small DATA frames is half of it (8 MiB), room for dozens of such streams.
+const CONNECTION_WINDOW: u32 = 16 << 20;
 
 /// Where a started node can be reached.
 #[derive(Clone, Copy, Debug)]
@@ -102,12 +110,16 @@ pub async fn run(
 
     let bus_health = stores.bus.health();
     let max_message = config.ingest.max_message_bytes;
+    let analytics_slots = Arc::new(tokio::sync::Semaphore::new(
+        config.analytics.max_concurrent_queries,
+    ));
     let node = Arc::new(Node {
         stores,
         catalog,
         ingest,
         alerts,
         config,
+        analytics_slots,
     });
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(credence_proto::FILE_DESCRIPTOR_SET)
@@ -122,7 +134,27 @@ pub async fn run(
         Arc::clone(&health),
     ));
 
+    let node_settings = &node.config.node;
+    let incoming = listener::incoming(
+        listener,
+        ConnectionLimits {
+            max_connections: node_settings.max_connections,
+            handshake_timeout: node_settings.handshake_timeout,
+            idle_timeout: node_settings.idle_timeout,
+        },
+    );
+    let keepalive =
+        (!node_settings.keepalive_interval.is_zero()).then_some(node_settings.keepalive_interval);
     let server = tonic::transport::Server::builder()
+        // h2 closes a connection whose buffered small DATA frames pass a budget of half the
+        // connection window (`too_many_data_frames`), and hyper's defaults give a stream the
+        // whole connection window (1 MiB each): a client streaming one-event messages
+        // within its flow-control window could fill the budget twice over while the server
+        // appended. A stream may now hold 64 KiB unread, against a budget of 8 MiB.
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .http2_keepalive_interval(keepalive)
+        .http2_keepalive_timeout(Some(node_settings.keepalive_timeout))
         .layer(RpcTimer)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -144,7 +176,7 @@ pub async fn run(
             GraphServiceServer::new(GraphApi(Arc::clone(&node)))
                 .max_decoding_message_size(max_message),
         )
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop);
+        .serve_with_incoming_shutdown(incoming, stop);
 
     ready(Addresses {
         grpc,

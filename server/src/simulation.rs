@@ -9,7 +9,7 @@ use credence_scorer::{
 };
 
 use crate::convert::{self, ConvertError};
-use crate::error::Error;
+use crate::error::{Error, quote};
 
 /// Most events one simulation runs.
 pub const MAX_EVENTS: usize = 100_000;
@@ -35,7 +35,8 @@ pub fn simulate(request: &pb::SimulateRequest) -> Result<pb::SimulateResponse, E
         rules.push(rule);
     }
     let config = match &request.config {
-        Some(c) => convert::config(c).map_err(at("config".into()))?,
+        // A field left out takes the default config's value, as a left-out config does.
+        Some(c) => convert::config(c, &ScoringConfig::default()).map_err(at("config".into()))?,
         None => ScoringConfig::default(),
     };
     let set = RuleSet::compile(0, rules).map_err(Error::from)?;
@@ -89,8 +90,8 @@ pub fn simulate(request: &pb::SimulateRequest) -> Result<pb::SimulateResponse, E
                     None => (
                         pb::EventOutcome::Rejected,
                         format!(
-                            "subject_id: {:?} has no initial state and auto_create_subjects is off",
-                            event.subject_id
+                            "subject_id: {} has no initial state and auto_create_subjects is off",
+                            quote(&event.subject_id)
                         ),
                     ),
                     Some(state) => {
@@ -98,7 +99,7 @@ pub fn simulate(request: &pb::SimulateRequest) -> Result<pb::SimulateResponse, E
                         match engine.apply(state, &event, ctx, &mut out) {
                             EventOutcome::Duplicate => (
                                 pb::EventOutcome::Duplicate,
-                                format!("event_id {:?} was applied before", event.event_id),
+                                format!("event_id {} was applied before", quote(&event.event_id)),
                             ),
                             EventOutcome::TooLate => (
                                 pb::EventOutcome::TooLate,

@@ -28,7 +28,10 @@ mod series;
 
 use std::sync::Arc;
 
-pub use analytics::{Analytics, AnalyticsResult, QueryLimits};
+pub use analytics::{
+    Analytics, AnalyticsPart, AnalyticsResult, AnalyticsStream, COLLECTED_RESULT_BYTES,
+    QueryLimits, result_too_large,
+};
 pub use archive::{Archive, ArchivedEvent, EventFilter, EventLocation, ReceivedEvent};
 pub use bus::{Bus, BusHealth, BusRecord, Rebalance};
 pub use commit::{Committer, DeadLetter, PartitionCommit, Sequential, check_distinct};

@@ -28,13 +28,14 @@ pub fn tiers() -> Vec<pb::Tier> {
 /// The worked example's config: baseline 1000, bounds 0..2000, default tiers, no decay.
 pub fn worked_config() -> pb::ScoringConfig {
     pb::ScoringConfig {
-        baseline: 1000.0,
-        min_score: 0.0,
-        max_score: 2000.0,
+        baseline: Some(1000.0),
+        min_score: Some(0.0),
+        max_score: Some(2000.0),
         tiers: tiers(),
-        decay: None,
+        // Sent without a half-life: decay off (an absent Decay keeps the current one).
+        decay: Some(pb::Decay { half_life: None }),
         alert_thresholds: vec![500.0],
-        auto_create_subjects: true,
+        auto_create_subjects: Some(true),
         ..pb::ScoringConfig::default()
     }
 }

@@ -10,6 +10,7 @@ pub mod analytics;
 pub mod events;
 pub mod fixtures;
 mod node;
+pub mod raw;
 pub mod tools;
 pub mod wait;
 

@@ -134,6 +134,11 @@ async fn sql_answers_in_arrow_and_refuses_what_is_not_a_read() {
         "drop view events",
         "select 1; delete from events",
         "attach '/tmp/other.db' as other",
+        // DuckDB ends a `--` comment at a carriage return; the old guard's own lexer did
+        // not, and let a hidden COMMIT end the rolled-back transaction before a DELETE.
+        "select 1 --\r; commit; delete from store.events; select 1",
+        "select 1 --\r; commit; create table store.pwned as select 1; select 1",
+        "select 1 --\rcommit\n; delete from store.events",
     ] {
         let err = run_sql(&node, sql, 0, None).await.unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument, "{sql}: {err:?}");
@@ -145,6 +150,17 @@ async fn sql_answers_in_arrow_and_refuses_what_is_not_a_read() {
             .unwrap(),
     );
     assert_eq!(still, Some(EVENTS as i64), "nothing was deleted");
+    let created = single_int(
+        &run_sql(
+            &node,
+            "select count(*) from duckdb_tables() where table_name = 'pwned'",
+            0,
+            None,
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(created, Some(0), "nothing was created");
 
     // files and the network are out of reach
     for sql in [
@@ -262,4 +278,72 @@ async fn a_row_limit_past_the_server_ceiling_is_refused() {
             .sum::<usize>(),
         1_000
     );
+}
+
+/// A result is streamed under a byte limit and queries run a few at a time: past either
+/// limit the answer is RESOURCE_EXHAUSTED naming the config key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_past_the_byte_limit_and_queries_past_the_concurrency_limit_are_refused() {
+    let node = Node::start_with(credence_tests::NodeOptions {
+        env: vec![
+            (
+                "CREDENCE__ANALYTICS__MAX_RESULT_BYTES".into(),
+                (1 << 20).to_string(),
+            ),
+            (
+                "CREDENCE__ANALYTICS__MAX_CONCURRENT_QUERIES".into(),
+                "1".into(),
+            ),
+        ],
+        config_toml: None,
+    })
+    .await
+    .unwrap();
+    // About 100 MB of strings: the stream stops after 1 MiB.
+    let err = run_sql(
+        &node,
+        "select repeat('x', 1000) as s from range(100000)",
+        0,
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert!(
+        err.message().contains("analytics.max_result_bytes"),
+        "{}",
+        err.message()
+    );
+
+    // A result nobody reads holds the one slot.
+    let request = |sql: &str| credence_proto::v1::RunAnalyticsRequest {
+        sql: sql.into(),
+        max_rows: 0,
+        timeout: None,
+    };
+    let held = node
+        .query()
+        .run_analytics(request("select * from range(100000000)"))
+        .await
+        .unwrap();
+    let err = run_sql(&node, "select 1", 0, None).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert!(
+        err.message().contains("analytics.max_concurrent_queries"),
+        "{}",
+        err.message()
+    );
+    // Dropping it frees the slot.
+    drop(held);
+    let answer =
+        credence_tests::wait::until("the slot to be free", Duration::from_secs(20), || async {
+            match run_sql(&node, "select 42", 0, None).await {
+                Ok(batches) => Ok(single_int(&batches)),
+                Err(s) if s.code() == Code::ResourceExhausted => Ok(None),
+                Err(s) => Err(s.into()),
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!(answer, 42);
 }

@@ -218,7 +218,7 @@ async fn bad_events_are_rejected_one_by_one() {
 
     // unknown subjects with auto-create off: rejected; known ones still accepted
     let mut config = fixtures::worked_config();
-    config.auto_create_subjects = false;
+    config.auto_create_subjects = Some(false);
     node.scoring()
         .put_config(pb::PutConfigRequest {
             config: Some(config),
@@ -419,5 +419,242 @@ async fn whole_requests_refused_with_a_clear_status() {
             assert_eq!(e.code(), Code::InvalidArgument);
             assert!(e.message().contains("subject_id"), "{e:?}");
         }
+    }
+}
+
+/// `needle` in `bytes` replaced by `with` (same length): an encoding no encoder would write.
+fn replaced(mut bytes: Vec<u8>, needle: &[u8], with: &[u8]) -> Vec<u8> {
+    assert_eq!(needle.len(), with.len());
+    let at = bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("the needle is in the encoding");
+    bytes[at..at + needle.len()].copy_from_slice(with);
+    bytes
+}
+
+const PUBLISH: &str = "/credence.v1.IngestionService/PublishEvents";
+
+/// A payload nested past the protobuf decoder's recursion limit, or holding a string that
+/// is not UTF-8, is that event's problem: it is REJECTED with the reason and the others of
+/// its batch are accepted (before, the whole request failed INTERNAL).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undecodable_payload_rejects_its_event_and_the_batch_goes_on() {
+    use prost::Message as _;
+    let node = Node::start().await.unwrap();
+    let mut too_deep = ok("nested-past-the-decoder");
+    too_deep.payload = Some(deep_payload(120));
+    let mut not_utf8 = ok("payload-not-utf8");
+    not_utf8.payload = Some(credence_tests::events::to_struct(
+        &json!({"k": "MARK-1234"}),
+    ));
+    let request = pb::PublishEventsRequest {
+        events: vec![ok("decodes-1"), too_deep, not_utf8, ok("decodes-2")],
+    };
+    let body = replaced(request.encode_to_vec(), b"MARK-1234", b"\xc3\x28RK-1234");
+    assert!(pb::PublishEventsRequest::decode(body.as_slice()).is_err());
+    let r: pb::PublishEventsResponse =
+        credence_tests::raw::unary(node.channel().await.unwrap(), PUBLISH, body)
+            .await
+            .unwrap();
+    assert_eq!((r.accepted, r.rejected), (2, 2), "{r:?}");
+    let reasons: Vec<(&str, &str)> = r
+        .results
+        .iter()
+        .filter(|x| outcome(x) == pb::EventOutcome::Rejected)
+        .map(|x| (x.event_id.as_str(), x.reason.as_str()))
+        .collect();
+    assert_eq!(reasons[0].0, "nested-past-the-decoder");
+    assert!(reasons[0].1.contains("recursion limit"), "{reasons:?}");
+    assert_eq!(reasons[1].0, "payload-not-utf8");
+    assert!(reasons[1].1.contains("UTF-8"), "{reasons:?}");
+    for (id, reason) in &reasons {
+        assert!(reason.starts_with("payload: "), "{id}: {reason}");
+    }
+    wait::scored(&node, S, 2).await.unwrap();
+}
+
+/// Bytes that are not the request message are INVALID_ARGUMENT, not INTERNAL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_that_are_not_the_request_are_invalid_argument() {
+    use prost::Message as _;
+    let node = Node::start().await.unwrap();
+    let channel = node.channel().await.unwrap();
+    let bad_id = replaced(
+        pb::PublishEventsRequest {
+            events: vec![ok("ID-MARK")],
+        }
+        .encode_to_vec(),
+        b"ID-MARK",
+        b"\xff\xfe-MARK",
+    );
+    for (method, body) in [
+        (PUBLISH, b"\xff\xff\xff\xff\xff\xff\xff".to_vec()),
+        (PUBLISH, bad_id),
+        (
+            "/credence.v1.ScoringService/GetRule",
+            vec![0x0a, 0x02, 0xc3, 0x28],
+        ),
+        (
+            "/credence.v1.QueryService/ListSubjects",
+            vec![0x0b, 0x0c, 0x0d],
+        ),
+    ] {
+        let err =
+            credence_tests::raw::unary::<pb::PublishEventsResponse>(channel.clone(), method, body)
+                .await
+                .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{method}: {err:?}");
+        assert!(err.message().contains("protobuf"), "{method}: {err:?}");
+    }
+    // and the node still takes a good batch
+    assert_eq!(publish(&node, vec![ok("fine")]).await.unwrap().accepted, 1);
+}
+
+/// Forged page tokens, on every paged RPC: INVALID_ARGUMENT naming the token as invalid,
+/// quoting at most a short prefix of it (a 10,000-character token used to come back whole,
+/// and `p-1` reached DuckDB as a negative OFFSET and came back INTERNAL).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_page_tokens_are_invalid_argument_and_never_echoed_whole() {
+    let node = Node::start().await.unwrap();
+    assert_eq!(publish(&node, vec![ok("paged")]).await.unwrap().accepted, 1);
+    wait::scored(&node, S, 1).await.unwrap();
+    let long = "A".repeat(10_000);
+    let from = Some(ts("2026-01-01T00:00:00Z"));
+    let to = Some(ts("2027-01-01T00:00:00Z"));
+    for token in ["p-1", "1", "1AAAA", "-1", long.as_str(), "1\u{0}\u{ffff}"] {
+        let token = token.to_owned();
+        let mut query = node.query();
+        let mut scoring = node.scoring();
+        let answers: Vec<(&str, Result<(), tonic::Status>)> = vec![
+            (
+                "ListSubjects",
+                query
+                    .list_subjects(pb::ListSubjectsRequest {
+                        page_token: token.clone(),
+                        ..Default::default()
+                    })
+                    .await
+                    .map(drop),
+            ),
+            (
+                "GetScoreHistory",
+                query
+                    .get_score_history(pb::GetScoreHistoryRequest {
+                        subject_id: S.into(),
+                        page_token: token.clone(),
+                        ..Default::default()
+                    })
+                    .await
+                    .map(drop),
+            ),
+            (
+                "ListEvents",
+                query
+                    .list_events(pb::ListEventsRequest {
+                        subject_id: S.into(),
+                        page_token: token.clone(),
+                        ..Default::default()
+                    })
+                    .await
+                    .map(drop),
+            ),
+            (
+                "GetAggregates",
+                query
+                    .get_aggregates(pb::GetAggregatesRequest {
+                        window: pb::AggregateWindow::Day as i32,
+                        group_by: pb::AggregateGroupBy::Subject as i32,
+                        from,
+                        to,
+                        page_token: token.clone(),
+                        ..Default::default()
+                    })
+                    .await
+                    .map(drop),
+            ),
+            (
+                "ListRules",
+                scoring
+                    .list_rules(pb::ListRulesRequest {
+                        page_token: token.clone(),
+                        ..Default::default()
+                    })
+                    .await
+                    .map(drop),
+            ),
+            (
+                "ExplainScore",
+                scoring
+                    .explain_score(pb::ExplainScoreRequest {
+                        subject_id: S.into(),
+                        page_token: token.clone(),
+                        ..Default::default()
+                    })
+                    .await
+                    .map(drop),
+            ),
+            (
+                "ListListEntries",
+                scoring
+                    .list_list_entries(pb::ListListEntriesRequest {
+                        page_token: token.clone(),
+                        ..Default::default()
+                    })
+                    .await
+                    .map(drop),
+            ),
+        ];
+        let shown: String = token.chars().take(12).collect();
+        for (rpc, answer) in answers {
+            let err = answer.expect_err(&format!("{rpc} took the token {shown:?}"));
+            assert_eq!(
+                err.code(),
+                Code::InvalidArgument,
+                "{rpc} {shown:?}: {err:?}"
+            );
+            assert!(
+                err.message().contains("page_token"),
+                "{rpc}: names the field: {err:?}"
+            );
+            assert!(
+                err.message().len() < 400 && !err.message().contains(&"A".repeat(40)),
+                "{rpc}: at most a short prefix of the token: {} bytes",
+                err.message().len()
+            );
+        }
+    }
+
+    // Ids the node does not know are quoted short too.
+    let mut scoring = node.scoring();
+    let answers = [
+        scoring
+            .get_score(pb::GetScoreRequest {
+                subject_id: long.clone(),
+            })
+            .await
+            .map(drop),
+        scoring
+            .get_rule(pb::GetRuleRequest {
+                rule_id: long.clone(),
+                version: 0,
+            })
+            .await
+            .map(drop),
+        node.query()
+            .get_profile(pb::GetProfileRequest {
+                subject_id: long.clone(),
+            })
+            .await
+            .map(drop),
+    ];
+    for answer in answers {
+        let err = answer.unwrap_err();
+        assert!(
+            err.message().len() < 400 && !err.message().contains(&"A".repeat(60)),
+            "{} bytes: {:?}",
+            err.message().len(),
+            err.message().get(..100)
+        );
     }
 }

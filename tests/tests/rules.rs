@@ -78,7 +78,7 @@ async fn rule_changes_apply_to_later_events_without_restart() {
     assert!(config.version >= 1);
     assert_eq!(
         (config.baseline, config.min_score, config.max_score),
-        (1000.0, 0.0, 2000.0)
+        (Some(1000.0), Some(0.0), Some(2000.0))
     );
     let tiers: Vec<_> = config
         .tiers
@@ -96,7 +96,7 @@ async fn rule_changes_apply_to_later_events_without_restart() {
         ]
     );
     assert_eq!(config.alert_thresholds, [500.0, 1500.0]);
-    assert!(config.auto_create_subjects);
+    assert_eq!(config.auto_create_subjects, Some(true));
     let half_life = config.decay.as_ref().and_then(|d| d.half_life).unwrap();
     assert_eq!((half_life.seconds, half_life.nanos), (90 * 86_400, 0));
     let half_life_ns = half_life.seconds * 1_000_000_000;
@@ -319,6 +319,40 @@ async fn rule_changes_apply_to_later_events_without_restart() {
             }),
             &["valid"],
         ),
+        // factors whose product overflowed made the factor infinite and the score NaN
+        (
+            bad(&|r| {
+                r.multipliers = (0..4)
+                    .map(|_| pb::Multiplier {
+                        when: Some(fixtures::cond("payload.hours", pb::Operator::Gt, &json!(0))),
+                        factor: 1e100,
+                    })
+                    .collect();
+            }),
+            &["multipliers: the factors could multiply"],
+        ),
+        // a 1 MB name was copied into every score change
+        (
+            bad(&|r| r.name = "n".repeat(1 << 20)),
+            &["name: is 1048576 bytes"],
+        ),
+        (
+            bad(&|r| {
+                r.conditions =
+                    vec![fixtures::cond("payload.hours", pb::Operator::Exists, &json!(true)); 33];
+            }),
+            &["conditions: has 33 entries"],
+        ),
+        (
+            bad(&|r| {
+                r.conditions = vec![fixtures::cond(
+                    &format!("payload.{}", "h".repeat(1_000)),
+                    pb::Operator::Exists,
+                    &json!(true),
+                )];
+            }),
+            &["conditions[0].field: is"],
+        ),
     ];
     for (r, words) in cases {
         let err = scoring
@@ -394,8 +428,51 @@ async fn config_versions_and_simulate_stores_nothing() {
         .config
         .unwrap();
     assert_eq!(old.alert_thresholds, first.alert_thresholds);
+    // Tiers out of order were stored and served so: refused, naming the tier.
+    let mut shuffled = fixtures::worked_config();
+    shuffled.tiers.swap(1, 3);
+    let err = scoring
+        .put_config(pb::PutConfigRequest {
+            config: Some(shuffled),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(
+        err.message()
+            .contains("tiers are listed by rising min_score"),
+        "{err:?}"
+    );
+    // A config that leaves auto_create_subjects (and the bounds) out keeps them: proto3
+    // read the absent flag as false, and the node stopped creating subjects.
+    let sparse = pb::ScoringConfig {
+        auto_create_subjects: None,
+        baseline: None,
+        min_score: None,
+        max_score: None,
+        ..fixtures::worked_config()
+    };
+    let kept = scoring
+        .put_config(pb::PutConfigRequest {
+            config: Some(sparse),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .config
+        .unwrap();
+    assert_eq!(kept.auto_create_subjects, Some(true), "{kept:?}");
+    assert_eq!(
+        (kept.baseline, kept.min_score, kept.max_score),
+        (Some(1000.0), Some(0.0), Some(2000.0))
+    );
+    assert_eq!(
+        kept.alert_thresholds,
+        vec![500.0],
+        "lists are replaced whole"
+    );
     let mut invalid = fixtures::worked_config();
-    invalid.min_score = 3000.0;
+    invalid.min_score = Some(3000.0);
     let err = scoring
         .put_config(pb::PutConfigRequest {
             config: Some(invalid),
@@ -425,7 +502,7 @@ async fn config_versions_and_simulate_stores_nothing() {
         .await
         .unwrap();
     let real = wait::scored(&node, S, 1).await.unwrap();
-    assert_eq!((real.score, real.config_version), (600.0, put.version));
+    assert_eq!((real.score, real.config_version), (600.0, kept.version));
 
     // Simulate: a rule set that is not stored, over events that are not stored
     let mut b_start = pb::SubjectState {
@@ -579,7 +656,7 @@ async fn config_versions_and_simulate_stores_nothing() {
         .config
         .unwrap();
     assert_eq!(
-        config.version, put.version,
+        config.version, kept.version,
         "Simulate does not change the config"
     );
 }

@@ -132,7 +132,7 @@ pub(crate) fn apply(
             .await?
             .into_inner()
             .config
-            .map(|c| convert::config(&c))
+            .map(|c| convert::config(&c, &ScoringConfig::default()))
             .transpose()
             .context("config from the node")?;
         if config
@@ -169,7 +169,7 @@ pub(crate) fn list(target: &str, yaml: bool, out: &mut dyn Write) -> anyhow::Res
                 .await?
                 .into_inner()
                 .config
-                .map(|c| convert::config(&c))
+                .map(|c| convert::config(&c, &ScoringConfig::default()))
                 .transpose()?
                 .unwrap_or_default();
             let file = RuleFile { config, rules };

@@ -10,7 +10,7 @@ use tonic::{Request, Response, Status};
 use super::{Node, required_id};
 use crate::association::{self, Reach};
 use crate::convert;
-use crate::error::Error;
+use crate::error::{Error, quote};
 
 /// Most relations one request writes or removes.
 const MAX_RELATIONS: usize = 10_000;
@@ -28,8 +28,8 @@ fn relation_problem(r: &pb::Relation) -> Option<String> {
     }
     if r.subject_id == r.other_subject_id {
         return Some(format!(
-            "other_subject_id: a subject cannot be related to itself ({:?})",
-            r.subject_id
+            "other_subject_id: a subject cannot be related to itself ({})",
+            quote(&r.subject_id)
         ));
     }
     if let Err(problem) = convert::relation_kind("kind", r.kind) {

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use credence_proto::v1 as pb;
 use credence_proto::v1::ingestion_service_server::IngestionService;
+use tokio::sync::mpsc;
 use tokio_stream::StreamExt as _;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -37,25 +38,38 @@ impl IngestionService for IngestionApi {
         &self,
         request: Request<Streaming<pb::StreamEventsRequest>>,
     ) -> Result<Response<pb::StreamEventsResponse>, Status> {
-        let mut stream = request.into_inner();
+        // Messages are read ahead of the appends and consecutive ones merged up to a batch:
+        // the client's small DATA frames leave h2's buffer at once (h2 closes a connection
+        // whose buffered small frames pass its budget, `too_many_data_frames`), and a
+        // thousand one-event messages cost a few appends, not a thousand. What is read
+        // ahead is bounded (one merged group waiting, one being read); past it the reader
+        // stops and HTTP/2 flow control holds the client.
+        let max_events = self.0.config.ingest.max_batch_events;
+        let (groups, mut incoming) = mpsc::channel(1);
+        tokio::spawn(read_ahead(request.into_inner(), groups, max_events));
         let mut summary = pb::StreamEventsResponse::default();
         let mut index = 0u32;
-        while let Some(message) = stream.next().await {
-            let events = message?.events;
+        while let Some(group) = incoming.recv().await {
+            let Group { events, messages } = group?;
             #[allow(clippy::cast_possible_truncation, reason = "batches are far below u32")]
             let count = events.len() as u32;
             // Batches already appended stay accepted even if a later one fails; the error
             // says how far the stream got, so the client resends only the rest.
             let outcome = self.0.ingest.publish(events, index).await.map_err(|e| {
+                let first = summary.batches + 1;
+                let which = if messages == 1 {
+                    format!("batch {first}")
+                } else {
+                    format!("batches {first} to {}", summary.batches + messages)
+                };
                 e.context(format!(
-                    "batch {} of this stream; the {} events of the batches before it were \
+                    "{which} of this stream; the {} events of the batches before it were \
                      accepted: resend from event index {index}",
-                    summary.batches + 1,
                     summary.accepted + summary.duplicates + summary.rejected
                 ))
             })?;
             index = index.saturating_add(count);
-            summary.batches += 1;
+            summary.batches += messages;
             summary.accepted += u64::from(outcome.accepted);
             summary.duplicates += u64::from(outcome.duplicates);
             summary.rejected += u64::from(outcome.rejected);
@@ -117,6 +131,71 @@ impl IngestionService for IngestionApi {
             *count += 1;
         }
         Ok(Response::new(response))
+    }
+}
+
+/// Consecutive messages of a stream merged into one append.
+struct Group {
+    events: Vec<pb::Event>,
+    /// How many messages it holds.
+    messages: u32,
+}
+
+/// Reads `stream` as fast as `groups` takes what it read, merging consecutive messages
+/// while the merged group holds at most `max_events` events (a larger message goes alone,
+/// and ingestion refuses it naming its batch). A read error goes after the groups before it.
+async fn read_ahead(
+    mut stream: Streaming<pb::StreamEventsRequest>,
+    groups: mpsc::Sender<Result<Group, Status>>,
+    max_events: usize,
+) {
+    let mut pending: Option<Group> = None;
+    // A message read that did not fit the pending group: it starts the next one.
+    let mut held: Option<Result<Vec<pb::Event>, Status>> = None;
+    let mut ended = false;
+    loop {
+        if pending.is_none() {
+            match held.take() {
+                Some(Ok(events)) => {
+                    pending = Some(Group {
+                        events,
+                        messages: 1,
+                    });
+                }
+                Some(Err(status)) => {
+                    let _ = groups.send(Err(status)).await;
+                    return;
+                }
+                None if ended => return,
+                None => {}
+            }
+        }
+        let reading = held.is_none() && !ended;
+        tokio::select! {
+            permit = groups.reserve(), if pending.is_some() => {
+                let Ok(permit) = permit else { return };
+                if let Some(group) = pending.take() {
+                    permit.send(Ok(group));
+                }
+            }
+            message = stream.next(), if reading => match message {
+                None => ended = true,
+                Some(Ok(message)) => match &mut pending {
+                    Some(group) if group.events.len() + message.events.len() <= max_events => {
+                        group.events.extend(message.events);
+                        group.messages += 1;
+                    }
+                    Some(_) => held = Some(Ok(message.events)),
+                    None => {
+                        pending = Some(Group {
+                            events: message.events,
+                            messages: 1,
+                        });
+                    }
+                },
+                Some(Err(status)) => held = Some(Err(status)),
+            },
+        }
     }
 }
 

@@ -36,6 +36,10 @@ pub struct Node {
     pub alerts: broadcast::Sender<pb::Alert>,
     /// The node configuration.
     pub config: Config,
+    /// One permit per analytics query that may run at once
+    /// (`analytics.max_concurrent_queries`); a query holds its permit until its result is
+    /// delivered or dropped.
+    pub analytics_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// A page request from the contract's `page_size` and `page_token`.

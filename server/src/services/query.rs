@@ -12,10 +12,7 @@ use tonic::{Request, Response, Status};
 
 use super::{Node, optional_time, page, required_id};
 use crate::convert;
-use crate::error::Error;
-
-/// Size of the parts a `RunAnalytics` result is cut into.
-const ANALYTICS_PART_BYTES: usize = 1 << 20;
+use crate::error::{Error, quote};
 
 /// The query handlers.
 pub struct QueryApi(pub Arc<Node>);
@@ -60,8 +57,8 @@ impl QueryService for QueryApi {
             .map(|s| convert::snapshot_to_pb(&s.state, s.updated_at));
         if profile.is_none() && snapshot.is_none() {
             return Err(Error::not_found(format!(
-                "subject {:?} has neither a profile nor a score",
-                ids[0]
+                "subject {} has neither a profile nor a score",
+                quote(&ids[0])
             )));
         }
         Ok(Response::new(pb::GetProfileResponse { profile, snapshot }))
@@ -315,28 +312,39 @@ impl QueryService for QueryApi {
             },
             timeout,
         };
-        let result = self
+        // Refused at once rather than queued: a queued query would hold its request and
+        // connection while waiting, and the client can retry as well as a queue could.
+        let permit = Arc::clone(&self.0.analytics_slots)
+            .try_acquire_owned()
+            .map_err(|_| {
+                Error::exhausted::<Error>(format!(
+                    "{} analytics queries are running already (analytics.max_concurrent_queries); \
+                     retry when one has finished",
+                    settings.max_concurrent_queries
+                ))
+            })?;
+        let parts = self
             .0
             .stores
             .analytics
-            .run_sql(&r.sql, limits)
+            .stream_sql(&r.sql, limits, settings.max_result_bytes)
             .await
             .map_err(Error::from)?;
-        let parts: Vec<Vec<u8>> = result
-            .ipc
-            .chunks(ANALYTICS_PART_BYTES)
-            .map(<[u8]>::to_vec)
-            .collect();
-        let count = parts.len();
-        let rows = result.rows;
-        let messages = parts.into_iter().enumerate().map(move |(i, arrow_ipc)| {
-            Ok(pb::RunAnalyticsResponse {
-                arrow_ipc,
-                // The row count rides on the first part; the bytes of a batch may span parts.
-                rows: if i == 0 { rows } else { 0 },
-                last: i + 1 == count,
-            })
+        // Each part goes out as it comes: the query waits while the client does not read
+        // (HTTP/2 flow control), and the permit is held until the stream is done or dropped.
+        let messages = futures::stream::unfold((parts, permit), |(mut parts, permit)| async move {
+            let item = parts.next().await?.map_or_else(
+                |e| Err(Status::from(Error::from(e))),
+                |part| {
+                    Ok(pb::RunAnalyticsResponse {
+                        arrow_ipc: part.ipc,
+                        rows: part.rows,
+                        last: part.last,
+                    })
+                },
+            );
+            Some((item, (parts, permit)))
         });
-        Ok(Response::new(Box::pin(futures::stream::iter(messages))))
+        Ok(Response::new(Box::pin(messages)))
     }
 }

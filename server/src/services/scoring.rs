@@ -13,7 +13,7 @@ use tonic::{Request, Response, Status};
 
 use super::{Node, optional_time, page, required_id};
 use crate::convert;
-use crate::error::Error;
+use crate::error::{Error, quote};
 use crate::simulation;
 
 /// Most subjects one `BatchGetScores` reads.
@@ -73,8 +73,10 @@ impl ScoringService for ScoringApi {
             .await
             .map_err(Error::from)?
             .ok_or_else(|| match version {
-                Some(v) => Error::not_found::<Error>(format!("rule {id:?} has no version {v}")),
-                None => Error::not_found(format!("rule {id:?} does not exist")),
+                Some(v) => {
+                    Error::not_found::<Error>(format!("rule {} has no version {v}", quote(id)))
+                }
+                None => Error::not_found(format!("rule {} does not exist", quote(id))),
             })?;
         Ok(Response::new(pb::GetRuleResponse {
             rule: Some(convert::rule_to_pb(&rule)),
@@ -180,7 +182,10 @@ impl ScoringService for ScoringApi {
             .into_inner()
             .config
             .ok_or_else(|| Error::required::<Error>("config"))?;
-        let config = convert::config(&config).map_err(|e| Error::from(e.within("config")))?;
+        // A field left out keeps the live config's value.
+        let live = self.0.catalog.live();
+        let config = convert::config(&config, live.engine.config())
+            .map_err(|e| Error::from(e.within("config")))?;
         let stored = self.0.catalog.put_config(config).await?;
         Ok(Response::new(pb::PutConfigResponse {
             config: Some(convert::config_to_pb(&stored)),
@@ -195,7 +200,8 @@ impl ScoringService for ScoringApi {
         let id = required_id("subject_id", &r.subject_id)?;
         let snapshot = self.snapshot(id).await?.ok_or_else(|| {
             Error::not_found::<Error>(format!(
-                "subject {id:?} has no score (no event of it was scored yet)"
+                "subject {} has no score (no event of it was scored yet)",
+                quote(id)
             ))
         })?;
         Ok(Response::new(pb::GetScoreResponse {
@@ -240,7 +246,7 @@ impl ScoringService for ScoringApi {
         let r = request.into_inner();
         let id = required_id("subject_id", &r.subject_id)?;
         let snapshot = self.snapshot(id).await?.ok_or_else(|| {
-            Error::not_found::<Error>(format!("subject {id:?} has no score to explain"))
+            Error::not_found::<Error>(format!("subject {} has no score to explain", quote(id)))
         })?;
         let range = credence_storage::TimeRange {
             from: optional_time("from", r.from.as_ref())?,

@@ -1,10 +1,24 @@
-//! Read-only SQL over the views, answered as one Arrow IPC stream.
+//! Read-only SQL over the views, streamed as Arrow IPC.
+//!
+//! Writes are impossible by construction, not by inspecting the text:
+//! - The query runs inside `BEGIN TRANSACTION READ ONLY`: DuckDB's transaction manager
+//!   refuses every write of such a transaction (a table, a view, a sequence), whatever
+//!   statement attempts it.
+//! - The text reaches DuckDB only as the string argument of its `query()` table function,
+//!   inside one statement this file writes. DuckDB's own parser then decides where the
+//!   statements of the text end, and `query()` refuses anything but exactly one SELECT
+//!   (a `COMMIT` that ended the read-only transaction would need a second statement). A
+//!   client string cannot leave the literal: the only character that ends a standard SQL
+//!   string is `'`, and each one is doubled.
+//! - External access and extension autoloading are off and the configuration is locked
+//!   (`Duck::open`), so files, the network and the limits are out of reach.
 //!
 //! Each query gets its own connection (cloned from the database, so it sees committed data
-//! and never waits on the writer's mutex), runs inside a transaction that is always rolled
-//! back, and is interrupted through the connection's handle when its time is up, or when a
-//! pipeline commit needs the memory it holds (analytics shares the instance's memory limit
-//! with the writer, and scoring must not lose to a query).
+//! and never waits on the writer's mutex) and streams its result batch by batch through a
+//! channel of one part: it waits while the client does not read, stops when the client goes
+//! away, and is interrupted through the connection's handle when its time is up (delivery
+//! included), or when a pipeline commit needs the memory it holds (analytics shares the
+//! instance's memory limit with the writer, and scoring must not lose to a query).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -16,16 +30,35 @@ use async_trait::async_trait;
 use duckdb::{Connection, InterruptHandle};
 use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
+use tokio::sync::mpsc;
 
-use crate::analytics::{Analytics, AnalyticsResult, QueryLimits};
+use crate::analytics::{Analytics, AnalyticsPart, AnalyticsStream, QueryLimits, result_too_large};
 use crate::embedded::duck::{Ctx, Duck, Failure, classify};
-use crate::embedded::sql_guard::check_read_only;
 use crate::error::{Result, StorageError};
+
+/// Largest part of a streamed result (the gRPC messages stay well below their limits).
+const PART_BYTES: usize = 1 << 20;
+
+/// How often an interrupt is repeated once the time is up: an interrupt that lands before
+/// DuckDB starts the statement is not seen by it.
+const INTERRUPT_AGAIN: Duration = Duration::from_millis(100);
+
+/// What the client is told about the one statement analytics runs.
+const ONE_SELECT: &str = "analytics runs exactly one read-only SELECT statement (SELECT, \
+    WITH ... SELECT, FROM, VALUES, TABLE, DESCRIBE, SHOW, SUMMARIZE, PIVOT ... IN (...))";
+
+/// Most characters of a DuckDB error message passed on: the message may quote the query.
+const MAX_ERROR_CHARS: usize = 400;
 
 #[async_trait]
 impl Analytics for Duck {
-    async fn run_sql(&self, sql: &str, limits: QueryLimits) -> Result<AnalyticsResult> {
-        check_read_only(sql)?;
+    async fn stream_sql(
+        &self,
+        sql: &str,
+        limits: QueryLimits,
+        max_result_bytes: u64,
+    ) -> Result<AnalyticsStream> {
+        let wrapped = wrap(sql)?;
         let conn = self
             .analytics
             .lock()
@@ -33,55 +66,159 @@ impl Analytics for Duck {
             .ctx("opening an analytics connection")?;
         let interrupt = conn.interrupt_handle();
         let registered = self.running.register(Arc::clone(&interrupt));
-        let sql = sql.to_owned();
-        let mut task = tokio::task::spawn_blocking(move || {
-            let result = run_rolled_back(&conn, &sql, limits.max_rows);
+        let (tx, rx) = mpsc::channel(1);
+        let deadline = tokio::time::Instant::now() + limits.timeout;
+        let timed_out = Arc::new(AtomicBool::new(false));
+        let watchdog = AbortOnDrop(tokio::spawn({
+            let timed_out = Arc::clone(&timed_out);
+            async move {
+                tokio::time::sleep_until(deadline).await;
+                timed_out.store(true, Ordering::SeqCst);
+                loop {
+                    interrupt.interrupt();
+                    tokio::time::sleep(INTERRUPT_AGAIN).await;
+                }
+            }
+        }));
+        let sink = Sink {
+            tx,
+            runtime: tokio::runtime::Handle::current(),
+            deadline,
+            max_result_bytes,
+            sent_bytes: 0,
+        };
+        tokio::task::spawn_blocking(move || {
+            let mut sink = sink;
+            let result = run_rolled_back(&conn, &wrapped, limits.max_rows, &mut sink);
             // The memory goes with the connection; only then is the query unregistered.
             drop(conn);
-            (result, registered.preempted())
+            drop(watchdog);
+            let result = result.map_err(|e| {
+                if registered.preempted() {
+                    StorageError::LimitExceeded(
+                        "query stopped: this node needed the memory it held to commit scores \
+                         (scoring comes first); retry later, or ask for less"
+                            .into(),
+                    )
+                } else if timed_out.load(Ordering::SeqCst) {
+                    StorageError::LimitExceeded(format!(
+                        "query cancelled after {:.1}s (the analytics time limit, \
+                         analytics.max_timeout at most); narrow it down, aggregate first, or \
+                         read the result faster",
+                        limits.timeout.as_secs_f64()
+                    ))
+                } else {
+                    e
+                }
+            });
+            drop(registered);
+            if let Err(e) = result {
+                sink.fail(e);
+            }
         });
-        let (joined, timed_out) =
-            if let Ok(joined) = tokio::time::timeout(limits.timeout, &mut task).await {
-                (joined, false)
-            } else {
-                interrupt.interrupt();
-                (task.await, true)
-            };
-        let (result, preempted) =
-            joined.map_err(|e| StorageError::Backend(format!("analytics query task: {e}")))?;
-        match result {
-            Err(_) if preempted => Err(StorageError::LimitExceeded(
-                "query stopped: this node needed the memory it held to commit scores (scoring \
-                 comes first); retry later, or ask for less"
-                    .into(),
-            )),
-            Err(_) if timed_out => Err(StorageError::LimitExceeded(format!(
-                "query cancelled after {:.1}s (the analytics time limit); narrow it down or \
-                 aggregate first",
-                limits.timeout.as_secs_f64()
-            ))),
-            other => other,
-        }
+        Ok(AnalyticsStream::new(rx))
     }
 }
 
-/// Runs the query in a transaction that is rolled back whatever happens.
-fn run_rolled_back(conn: &Connection, sql: &str, max_rows: u64) -> Result<AnalyticsResult> {
-    conn.execute_batch("BEGIN TRANSACTION")
+/// Stops the task when dropped, even if the blocking work that owns it panics.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The one statement that runs: the client's text as the argument of `query()`.
+fn wrap(sql: &str) -> Result<String> {
+    if sql.contains('\0') {
+        return Err(StorageError::Invalid(format!(
+            "{ONE_SELECT}; the text holds a NUL character"
+        )));
+    }
+    Ok(format!(
+        "SELECT * FROM query('{}')",
+        sql.replace('\'', "''")
+    ))
+}
+
+/// Where the parts of a result go.
+struct Sink {
+    tx: mpsc::Sender<Result<AnalyticsPart>>,
+    runtime: tokio::runtime::Handle,
+    deadline: tokio::time::Instant,
+    max_result_bytes: u64,
+    sent_bytes: u64,
+}
+
+impl Sink {
+    /// Sends `bytes` in parts, `rows` on the first; waits for the reader until the deadline.
+    fn send(&mut self, bytes: &[u8], rows: u64, last: bool, truncated: bool) -> Result<()> {
+        self.sent_bytes += bytes.len() as u64;
+        if self.sent_bytes > self.max_result_bytes {
+            return Err(result_too_large(self.max_result_bytes));
+        }
+        let mut chunks: Vec<&[u8]> = bytes.chunks(PART_BYTES).collect();
+        if chunks.is_empty() {
+            chunks.push(&[]);
+        }
+        let count = chunks.len();
+        for (i, chunk) in chunks.into_iter().enumerate() {
+            let part = AnalyticsPart {
+                ipc: chunk.to_vec(),
+                rows: if i == 0 { rows } else { 0 },
+                truncated: truncated && i + 1 == count,
+                last: last && i + 1 == count,
+            };
+            let sent = self.runtime.block_on(tokio::time::timeout_at(
+                self.deadline,
+                self.tx.send(Ok(part)),
+            ));
+            match sent {
+                Ok(Ok(())) => {}
+                // The reader is gone (the client cancelled or disconnected): stop the work.
+                Ok(Err(_)) => return Err(StorageError::Unavailable("the reader went away".into())),
+                Err(_) => {
+                    return Err(StorageError::LimitExceeded(
+                        "query cancelled: the analytics time limit struck while the result \
+                         waited for the client to read it"
+                            .into(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the stream with `error`, if the reader is still there to take it.
+    fn fail(self, error: StorageError) {
+        // Past the deadline the reader may never read again; the stream then ends without
+        // its last part, which the reader reports as an incomplete result.
+        let _ = self.runtime.block_on(tokio::time::timeout(
+            Duration::from_secs(1),
+            self.tx.send(Err(error)),
+        ));
+    }
+}
+
+/// Runs the query in a read-only transaction, rolled back whatever happens.
+fn run_rolled_back(conn: &Connection, sql: &str, max_rows: u64, sink: &mut Sink) -> Result<()> {
+    conn.execute_batch("BEGIN TRANSACTION READ ONLY")
         .ctx("starting the analytics transaction")?;
-    let result = run(conn, sql, max_rows);
+    let result = run(conn, sql, max_rows, sink);
     // The connection is dropped right after, which also ends the transaction.
     let _ = conn.execute_batch("ROLLBACK");
     result
 }
 
-fn run(conn: &Connection, sql: &str, max_rows: u64) -> Result<AnalyticsResult> {
+fn run(conn: &Connection, sql: &str, max_rows: u64, sink: &mut Sink) -> Result<()> {
     let mut stmt = conn.prepare(sql).map_err(|e| query_error(&e))?;
-    // Streaming: rows are fetched as they are encoded, so a cut at `max_rows` stops the work.
+    // Streaming: DuckDB produces a chunk per `step`, so a cut stops the work.
     drop(stmt.stream_arrow([]).map_err(|e| query_error(&e))?);
     let schema = stmt.schema();
     // The schema goes first, so it reaches the client even when no row follows.
     let mut writer = StreamWriter::try_new(Vec::new(), &schema).map_err(ipc_error)?;
+    sink.send(&std::mem::take(writer.get_mut()), 0, false, false)?;
     let mut rows = 0_u64;
     let mut truncated = false;
     while let Some(array) = stmt.step().map_err(|e| query_error(&e))? {
@@ -101,29 +238,42 @@ fn run(conn: &Connection, sql: &str, max_rows: u64) -> Result<AnalyticsResult> {
         } else {
             batch
         };
+        // Refused before it is encoded (a copy as large again) when it cannot fit anyway.
+        let left = sink.max_result_bytes.saturating_sub(sink.sent_bytes);
+        if batch.get_array_memory_size() as u64 > left.saturating_mul(2).max(PART_BYTES as u64) {
+            return Err(result_too_large(sink.max_result_bytes));
+        }
         rows += batch.num_rows() as u64;
         writer.write(&batch).map_err(ipc_error)?;
+        let bytes = std::mem::take(writer.get_mut());
+        sink.send(&bytes, batch.num_rows() as u64, false, false)?;
         if truncated {
             break;
         }
     }
     writer.finish().map_err(ipc_error)?;
-    Ok(AnalyticsResult {
-        ipc: writer.into_inner().map_err(ipc_error)?,
-        rows,
-        truncated,
-    })
+    let end = writer.into_inner().map_err(ipc_error)?;
+    sink.send(&end, 0, true, truncated)
 }
 
 /// The error of a failed query, by whose problem it is (see [`classify`]): the query's own
-/// (a syntax error, a missing table, a value that does not convert, a permission refused)
-/// is Invalid; out of memory and an interrupt are limits; the rest (I/O, internal errors)
-/// is the backend's.
+/// (a syntax error, a missing table, a value that does not convert, a permission refused,
+/// a write the read-only transaction refused) is Invalid; out of memory and an interrupt
+/// are limits; the rest (I/O, internal errors) is the backend's. DuckDB's query context
+/// (`LINE 1: ...`) is left out: it shows the wrapping statement and may quote the query.
 fn query_error(e: &duckdb::Error) -> StorageError {
     let text = e.to_string();
+    let text = text.split("\n\nLINE ").next().unwrap_or_default();
+    let text: String = text.chars().take(MAX_ERROR_CHARS).collect();
     // DuckDB's advice after the first line (SET threads, SET memory_limit) cannot be
     // followed here: the configuration is locked.
     let first = text.lines().next().unwrap_or_default();
+    if text.contains("Expected a single SELECT statement") {
+        return StorageError::Invalid(format!("{ONE_SELECT}: {first}"));
+    }
+    if text.contains("read-only mode") {
+        return StorageError::Invalid(format!("{ONE_SELECT}; this one tried to write: {first}"));
+    }
     match classify(e) {
         Failure::Statement => StorageError::Invalid(format!("query failed: {text}")),
         Failure::OutOfMemory => StorageError::LimitExceeded(format!(
@@ -215,6 +365,150 @@ mod tests {
 
     use super::*;
     use crate::embedded::EmbeddedOptions;
+
+    fn open() -> (tempfile::TempDir, Duck) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut options = EmbeddedOptions::new(dir.path());
+        options.sync = false;
+        options.memory_limit = "256MB".into();
+        let duck = Duck::open(&dir.path().join("credence.duckdb"), &options).unwrap();
+        (dir, duck)
+    }
+
+    fn limits() -> QueryLimits {
+        QueryLimits {
+            max_rows: 1_000_000,
+            timeout: Duration::from_secs(60),
+        }
+    }
+
+    async fn count(duck: &Duck, sql: &str) -> String {
+        let result = duck.run_sql(sql, limits()).await.unwrap();
+        let reader =
+            arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(result.ipc), None)
+                .unwrap();
+        let batch = reader.into_iter().next().unwrap().unwrap();
+        arrow::util::display::array_value_to_string(batch.column(0), 0).unwrap()
+    }
+
+    /// The hole: DuckDB ends a `--` comment at a carriage return, the old guard's lexer
+    /// only at a line feed, so it took what followed for a comment while DuckDB ran it as
+    /// further statements, a COMMIT ending the rolled-back transaction included. Now
+    /// DuckDB's parser decides where statements end, and the transaction cannot write.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn statements_hidden_behind_a_carriage_return_do_not_run() {
+        let (_dir, duck) = open();
+        duck.write(|w| {
+            w.conn
+                .execute_batch(
+                    "INSERT INTO store.configs VALUES (1, 'kept', 0); \
+                     CREATE SEQUENCE store.seq",
+                )
+                .ctx("seeding")
+        })
+        .unwrap();
+        for sql in [
+            "SELECT 1 --\r; COMMIT; DELETE FROM store.configs; SELECT 1",
+            "SELECT 1 --\r; COMMIT; CREATE TABLE store.pwned AS SELECT 1; SELECT 1",
+            "SELECT 1 --\rCOMMIT\n; DELETE FROM store.configs",
+            "SELECT 1; DELETE FROM store.configs",
+            "DELETE FROM store.configs",
+            "CREATE TABLE store.pwned (x INTEGER)",
+            "SELECT nextval('store.seq')",
+            "WITH gone AS (DELETE FROM store.configs RETURNING *) SELECT * FROM gone",
+            "SELECT * FROM query('DELETE FROM store.configs')",
+            "SELECT 1'); DELETE FROM store.configs; SELECT ('",
+            "SELECT 1\\'); DELETE FROM store.configs; SELECT ('",
+        ] {
+            let err = duck.run_sql(sql, limits()).await.expect_err(sql);
+            assert!(matches!(err, StorageError::Invalid(_)), "{sql:?}: {err}");
+        }
+        assert_eq!(
+            count(&duck, "SELECT count(*) FROM store.configs").await,
+            "1"
+        );
+        assert_eq!(
+            count(
+                &duck,
+                "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'pwned'"
+            )
+            .await,
+            "0"
+        );
+        // Quotes and backslashes in the text stay what they are.
+        assert_eq!(count(&duck, "SELECT 'it''s \\'").await, "it's \\");
+    }
+
+    /// A result is streamed and bounded by bytes: past the limit the stream ends with an
+    /// error naming the limit, after at most the limit was sent.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_result_past_its_byte_limit_ends_with_an_error_naming_the_limit() {
+        let (_dir, duck) = open();
+        let mut stream = duck
+            .stream_sql(
+                "SELECT repeat('x', 1000) AS s FROM range(100000)",
+                limits(),
+                1 << 20,
+            )
+            .await
+            .unwrap();
+        let mut received = 0;
+        let err = loop {
+            match stream.next().await {
+                Some(Ok(part)) => {
+                    assert!(!part.last, "the whole result cannot fit");
+                    received += part.ipc.len();
+                }
+                Some(Err(e)) => break e,
+                None => panic!("the stream ended without an error"),
+            }
+        };
+        assert!(received <= 1 << 20, "{received} bytes sent");
+        assert!(
+            matches!(&err, StorageError::LimitExceeded(m) if m.contains("analytics.max_result_bytes")),
+            "{err}"
+        );
+        assert!(stream.next().await.is_none());
+        // Within the limit the whole result arrives, ending with the last part.
+        let whole = duck
+            .stream_sql("SELECT * FROM range(5000)", limits(), 1 << 20)
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        assert_eq!(whole.rows, 5000);
+    }
+
+    /// A client that does not read holds the query only until its time limit, and learns
+    /// the result is incomplete.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_result_nobody_reads_is_cancelled_at_the_time_limit() {
+        let (_dir, duck) = open();
+        let mut stream = duck
+            .stream_sql(
+                "SELECT repeat('x', 1000) AS s FROM range(1000000)",
+                QueryLimits {
+                    max_rows: 1_000_000,
+                    timeout: Duration::from_millis(300),
+                },
+                1 << 40,
+            )
+            .await
+            .unwrap();
+        // Not read until the query has given up.
+        while !duck.running.0.queries.lock().is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let err = loop {
+            match stream.next().await {
+                Some(Ok(part)) => assert!(!part.last),
+                Some(Err(e)) => break e,
+                None => panic!("ended without an error"),
+            }
+        };
+        assert!(matches!(err, StorageError::LimitExceeded(_)), "{err}");
+    }
 
     /// A query running when a commit needs the memory is stopped and says that scoring
     /// needed it (the commit's side: `commit.rs` calls `preempt_all` on out of memory).

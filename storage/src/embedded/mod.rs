@@ -22,7 +22,6 @@ mod schema;
 mod series;
 mod snapshots;
 mod sql;
-mod sql_guard;
 mod state_bytes;
 
 use std::path::{Path, PathBuf};
