@@ -544,6 +544,31 @@ mod tests {
     }
 
     #[test]
+    fn the_table_names_exactly_the_methods_of_the_four_services() {
+        use prost::Message as _;
+        let set =
+            prost_types::FileDescriptorSet::decode(credence_proto::FILE_DESCRIPTOR_SET).unwrap();
+        let mut served = Vec::new();
+        for file in &set.file {
+            for service in &file.service {
+                let name = format!("{}.{}", file.package(), service.name());
+                if credence_proto::SERVICE_NAMES.contains(&name.as_str()) {
+                    for method in &service.method {
+                        served.push(format!("/{name}/{}", method.name()));
+                    }
+                }
+            }
+        }
+        let mut listed: Vec<String> = METHOD_ROLES
+            .iter()
+            .map(|(service, method, _)| format!("{service}{method}"))
+            .collect();
+        served.sort();
+        listed.sort();
+        assert_eq!(listed, served);
+    }
+
+    #[test]
     fn tokens_are_checked_by_hash_and_roles() {
         let text = file(&[
             ("ops", "t-admin", &["admin"]),
