@@ -11,6 +11,13 @@ pub struct Args {
     /// gRPC endpoint of the node.
     #[arg(long, default_value = "http://127.0.0.1:50051")]
     pub target: String,
+    /// Bearer token, for a node with authentication on (needs the producer role).
+    #[arg(long, env = "CREDENCE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// CA certificate (PEM) of a node with TLS on; the target's host must be in its
+    /// certificate.
+    #[arg(long)]
+    pub ca_cert: Option<std::path::PathBuf>,
     /// Prometheus endpoint of the node; empty skips the server-side figures.
     #[arg(long, default_value = "http://127.0.0.1:9464/metrics")]
     pub metrics_url: String,

@@ -93,6 +93,18 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
         inflight: args.inflight,
         rate: args.rate,
         batch: args.batch,
+        bearer: credence_proto::client::Bearer::new(args.token.as_deref())
+            .map_err(anyhow::Error::msg)?,
+        tls: credence_proto::client::ClientTls {
+            ca_pem: args
+                .ca_cert
+                .as_deref()
+                .map(|p| {
+                    std::fs::read(p).with_context(|| format!("reading --ca-cert {}", p.display()))
+                })
+                .transpose()?,
+            identity: None,
+        },
     };
     let channels = publish::connect(&config).await?;
     let mut warnings = Vec::new();

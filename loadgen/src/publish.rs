@@ -13,7 +13,7 @@ use tokio::sync::{Mutex, mpsc};
 use tonic::Status;
 use tonic::codec::{Codec, EncodeBuf, Encoder};
 use tonic::codegen::http::uri::PathAndQuery;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 /// One encoded `PublishEventsRequest` and the number of events in it.
 #[derive(Clone, Debug)]
@@ -127,6 +127,10 @@ pub struct PublishConfig {
     pub rate: u64,
     /// Events per batch (for the pacer).
     pub batch: usize,
+    /// The bearer token put on every call.
+    pub bearer: credence_proto::client::Bearer,
+    /// TLS settings (a CA turns TLS on).
+    pub tls: credence_proto::client::ClientTls,
 }
 
 /// Shared control of running senders.
@@ -151,7 +155,7 @@ impl Control {
 
 /// Opens the connections (each `Endpoint::connect` is its own HTTP/2 connection).
 pub async fn connect(config: &PublishConfig) -> anyhow::Result<Vec<Channel>> {
-    let endpoint = Endpoint::from_shared(config.target.clone())
+    let endpoint = credence_proto::client::endpoint(&config.target, &config.tls)
         .with_context(|| format!("bad --target {:?}", config.target))?
         .connect_timeout(Duration::from_secs(5))
         .tcp_nodelay(true)
@@ -194,6 +198,7 @@ pub fn start(
                     .max_decoding_message_size(64 << 20)
                     .max_encoding_message_size(usize::MAX),
                 control: Arc::clone(&control),
+                bearer: config.bearer.clone(),
                 batches: Arc::clone(&batches),
                 interval,
                 t0,
@@ -217,6 +222,7 @@ pub fn start(
 struct Worker {
     client: tonic::client::Grpc<Channel>,
     control: Arc<Control>,
+    bearer: credence_proto::client::Bearer,
     batches: Arc<Mutex<mpsc::Receiver<Batch>>>,
     interval: Option<Duration>,
     t0: tokio::time::Instant,
@@ -247,10 +253,12 @@ impl Worker {
                 break;
             }
             let started = Instant::now();
+            let mut request = tonic::Request::new(batch.bytes);
+            self.bearer.apply(&mut request);
             let result = match self.client.ready().await {
                 Ok(()) => self
                     .client
-                    .unary(tonic::Request::new(batch.bytes), path.clone(), RawCodec)
+                    .unary(request, path.clone(), RawCodec)
                     .await
                     .map(tonic::Response::into_inner),
                 Err(e) => Err(Status::unavailable(format!("connection not ready: {e}"))),

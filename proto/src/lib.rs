@@ -16,6 +16,7 @@ pub mod v1 {
     tonic::include_proto!("credence.v1");
 }
 
+pub mod client;
 pub mod codec;
 
 /// The encoded `FileDescriptorSet` of the contracts (with imports), for gRPC server reflection.

@@ -39,6 +39,20 @@ enum Command {
     /// Work with rule files.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Print the audit trail: who changed rules, config, lists, relations or profiles, when.
+    Audit {
+        /// Only changes at or after this time (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// At most this many (the latest).
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        #[command(flatten)]
+        remote: remote::Remote,
+    },
+    /// Manage bearer tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Score a file of events offline with a rule file; nothing is stored.
     Simulate {
         /// Rule file (YAML, or JSON when it ends in .json).
@@ -69,9 +83,8 @@ enum RulesCommand {
         /// Rule file (YAML, or JSON when it ends in .json).
         #[arg(short = 'f', long = "file")]
         file: PathBuf,
-        /// The node.
-        #[arg(long, default_value = DEFAULT_TARGET)]
-        target: String,
+        #[command(flatten)]
+        remote: remote::Remote,
         /// Also retire active rules that are not in the file.
         #[arg(long)]
         retire_missing: bool,
@@ -81,17 +94,27 @@ enum RulesCommand {
     },
     /// List a running node's rules (latest versions).
     List {
-        /// The node.
-        #[arg(long, default_value = DEFAULT_TARGET)]
-        target: String,
+        #[command(flatten)]
+        remote: remote::Remote,
         /// Print them as a rule file (YAML) instead of a table.
         #[arg(long)]
         yaml: bool,
     },
 }
 
-/// Where the remote commands find a node by default.
-const DEFAULT_TARGET: &str = "http://127.0.0.1:50051";
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Make a new random token; prints it once, with the entry for the token file (which
+    /// keeps only its SHA-256).
+    New {
+        /// The token's name: who it is for (written into the audit trail).
+        #[arg(long)]
+        name: String,
+        /// Its roles: admin, producer, reader (repeat or separate with commas).
+        #[arg(long = "role", required = true, value_delimiter = ',')]
+        roles: Vec<String>,
+    },
+}
 
 /// How `simulate` prints its results.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -110,11 +133,17 @@ pub(crate) fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Rules(RulesCommand::Check { file }) => rules::check(&file, out),
         Command::Rules(RulesCommand::Apply {
             file,
-            target,
+            remote,
             retire_missing,
             dry_run,
-        }) => remote::apply(&file, &target, retire_missing, dry_run, out),
-        Command::Rules(RulesCommand::List { target, yaml }) => remote::list(&target, yaml, out),
+        }) => remote::apply(&file, &remote, retire_missing, dry_run, out),
+        Command::Rules(RulesCommand::List { remote, yaml }) => remote::list(&remote, yaml, out),
+        Command::Audit {
+            since,
+            limit,
+            remote,
+        } => remote::audit(&remote, since.as_deref(), limit, out),
+        Command::Token(TokenCommand::New { name, roles }) => new_token(&name, &roles, out),
         Command::Simulate {
             rules,
             events,
@@ -122,4 +151,28 @@ pub(crate) fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
             format,
         } => simulate::run(&rules, &events, contexts.as_deref(), format, out),
     }
+}
+
+/// `credence token new`: a random token and its token-file entry.
+fn new_token(name: &str, roles: &[String], out: &mut dyn Write) -> anyhow::Result<()> {
+    use credence_server::auth;
+    for role in roles {
+        anyhow::ensure!(
+            auth::Role::parse(role).is_some(),
+            "unknown role {role:?}: roles are admin, producer, reader"
+        );
+    }
+    let token = auth::new_token()?;
+    let entry = format!(
+        "[[token]]\nname = {name:?}\nsha256 = {:?}\nroles = {roles:?}\n",
+        auth::token_hash_hex(&token)
+    );
+    // The entry must load as the node will load it.
+    auth::Tokens::parse(&entry)?;
+    writeln!(
+        out,
+        "token (shown once; give it to {name:?} and keep it secret):\n{token}\n\n\
+         add to the token file, then send the node SIGHUP:\n{entry}"
+    )?;
+    Ok(())
 }

@@ -29,6 +29,10 @@ pub struct Config {
     pub graph: GraphSection,
     /// Logging.
     pub log: LogSection,
+    /// Bearer tokens and roles (`crate::auth`).
+    pub auth: crate::auth::AuthSection,
+    /// TLS on the gRPC and metrics ports (`crate::tls`).
+    pub tls: crate::tls::TlsSection,
 }
 
 /// `[node]`
@@ -372,6 +376,7 @@ impl Config {
         if !self.node.metrics_listen.is_empty() {
             self.metrics_addr()?;
         }
+        self.tls.validate()?;
         if !matches!(self.log.format.as_str(), "text" | "json") {
             bail!(
                 "log.format must be \"text\" or \"json\", not {:?}",

@@ -2,6 +2,7 @@
 //! node configuration, and the conversions between the contract and the domain.
 
 pub mod association;
+pub mod auth;
 pub mod catalog;
 pub mod config;
 pub mod convert;
@@ -14,3 +15,4 @@ pub mod node;
 pub mod pipeline;
 pub mod services;
 pub mod simulation;
+pub mod tls;

@@ -139,19 +139,35 @@ impl Metrics {
     }
 }
 
-/// Serves `GET /metrics` on `addr` until the process ends; returns the bound address.
-pub async fn serve(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
+/// Serves `GET /metrics` on `addr` until the process ends, over TLS when `tls` is given;
+/// returns the bound address.
+pub async fn serve(
+    addr: SocketAddr,
+    tls: Option<std::sync::Arc<tokio_rustls::rustls::ServerConfig>>,
+) -> anyhow::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let app = axum::Router::new().route(
         "/metrics",
         axum::routing::get(|| async { Metrics::global().render() }),
     );
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "metrics endpoint stopped");
+    match tls {
+        Some(config) => {
+            let listener = crate::tls::TlsListener::new(listener, config)?;
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app).await {
+                    tracing::error!(error = %e, "metrics endpoint stopped");
+                }
+            });
         }
-    });
+        None => {
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app).await {
+                    tracing::error!(error = %e, "metrics endpoint stopped");
+                }
+            });
+        }
+    }
     Ok(bound)
 }
 

@@ -13,6 +13,7 @@ use credence_storage::embedded::{Embedded, EmbeddedOptions};
 use credence_storage::{BusHealth, Sequential, Stores};
 use tokio::sync::{broadcast, watch};
 
+use crate::auth::Authorize;
 use crate::catalog::Catalog;
 use crate::config::{CommitterKind, Config};
 use crate::health::{Component, Health};
@@ -37,6 +38,8 @@ pub struct Addresses {
     pub grpc: SocketAddr,
     /// Prometheus metrics, when on.
     pub metrics: Option<SocketAddr>,
+    /// Whether both ports speak TLS.
+    pub tls: bool,
 }
 
 /// Runs a node until `stop` resolves: opens the data directory, seeds an empty store with
@@ -99,9 +102,14 @@ pub async fn run(
         .await
         .with_context(|| format!("binding the gRPC address {}", config.node.listen))?;
     let grpc = listener.local_addr()?;
+    let metrics_tls = if config.tls.enabled() {
+        Some(config.tls.rustls()?)
+    } else {
+        None
+    };
     let metrics_addr = match config.metrics_addr()? {
         Some(addr) => Some(
-            metrics::serve(addr)
+            metrics::serve(addr, metrics_tls)
                 .await
                 .with_context(|| format!("binding the metrics address {addr}"))?,
         ),
@@ -145,7 +153,16 @@ pub async fn run(
     );
     let keepalive =
         (!node_settings.keepalive_interval.is_zero()).then_some(node_settings.keepalive_interval);
-    let server = tonic::transport::Server::builder()
+    let tls = node.config.tls.grpc()?;
+    let tls_on = tls.is_some();
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder
+            .tls_config(tls)
+            .context("TLS settings of the gRPC port")?;
+    }
+    let authorize = Authorize(crate::auth::authenticator(&node.config.auth)?);
+    let server = builder
         // h2 closes a connection whose buffered small DATA frames pass a budget of half the
         // connection window (`too_many_data_frames`), and hyper's defaults give a stream the
         // whole connection window (1 MiB each): a client streaming one-event messages
@@ -156,6 +173,8 @@ pub async fn run(
         .http2_keepalive_interval(keepalive)
         .http2_keepalive_timeout(Some(node_settings.keepalive_timeout))
         .layer(RpcTimer)
+        // Every call but health and reflection needs a token with its role (auth::METHOD_ROLES).
+        .layer(authorize)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(health_service)
@@ -181,6 +200,7 @@ pub async fn run(
     ready(Addresses {
         grpc,
         metrics: metrics_addr,
+        tls: tls_on,
     });
     let served = server.await;
     tracing::info!("gRPC server stopped; letting the pipeline finish its batch");

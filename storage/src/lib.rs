@@ -4,8 +4,8 @@
 //! [`Profiles`], [`Rules`] (rules and scoring config, versioned) and [`Snapshots`] (live score
 //! state with the bus offset it reflects) — the document store; the [`Archive`] of every
 //! scored event; the [`Series`] of score points and changes (history, explanations,
-//! aggregates); the social [`Graph`]; [`Lists`] of subjects; and read-only SQL
-//! [`Analytics`] over all of it.
+//! aggregates); the social [`Graph`]; [`Lists`] of subjects; the [`Audit`] trail of changes
+//! to those; and read-only SQL [`Analytics`] over all of it.
 //!
 //! [`embedded::Embedded`] implements every role in one process over one data directory (an
 //! append-only log per bus partition and a DuckDB file). [`conformance`] holds the checks
@@ -15,6 +15,7 @@
 
 mod analytics;
 mod archive;
+mod audit;
 mod bus;
 mod commit;
 pub mod conformance;
@@ -33,6 +34,7 @@ pub use analytics::{
     QueryLimits, result_too_large,
 };
 pub use archive::{Archive, ArchivedEvent, EventFilter, EventLocation, ReceivedEvent};
+pub use audit::{Audit, AuditEntry};
 pub use bus::{Bus, BusHealth, BusRecord, Rebalance};
 pub use commit::{Committer, DeadLetter, PartitionCommit, Sequential, check_distinct};
 pub use documents::{
@@ -68,6 +70,8 @@ pub struct Stores {
     pub lists: Arc<dyn Lists>,
     /// Read-only SQL over all of the data.
     pub analytics: Arc<dyn Analytics>,
+    /// Who changed rules, config, lists, relations and profiles, and when.
+    pub audit: Arc<dyn Audit>,
     /// The pipeline's write path (archive, series, snapshots) for whole micro-batches.
     pub committer: Arc<dyn Committer>,
 }

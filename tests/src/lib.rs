@@ -11,6 +11,7 @@ pub mod events;
 pub mod fixtures;
 mod node;
 pub mod raw;
+pub mod secure;
 pub mod tools;
 pub mod wait;
 

@@ -59,6 +59,8 @@ pub struct NodeOptions {
     pub env: Vec<(String, String)>,
     /// A config file passed with `--config`.
     pub config_toml: Option<String>,
+    /// How the harness's own clients reach a node with TLS on (a CA turns TLS on).
+    pub client_tls: credence_proto::client::ClientTls,
 }
 
 /// A running (or killed) `credence dev` process and clients connected to it.
@@ -103,9 +105,10 @@ impl Node {
     }
 
     async fn connect(&self) -> anyhow::Result<Channel> {
-        let endpoint = Endpoint::from_shared(format!("http://{}", self.addr))?
-            .connect_timeout(Duration::from_secs(5))
-            .tcp_nodelay(true);
+        let endpoint =
+            credence_proto::client::endpoint(&self.endpoint(), &self.options.client_tls)?
+                .connect_timeout(Duration::from_secs(5))
+                .tcp_nodelay(true);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             match endpoint.connect().await {
@@ -171,6 +174,11 @@ impl Node {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Whether the process is still running.

@@ -222,7 +222,7 @@ async fn sql_answers_in_arrow_and_refuses_what_is_not_a_read() {
 async fn a_query_past_the_memory_limit_is_refused_and_the_node_goes_on() {
     let node = Node::start_with(credence_tests::NodeOptions {
         env: vec![("CREDENCE__ANALYTICS__MEMORY_LIMIT".into(), "100MB".into())],
-        config_toml: None,
+        ..credence_tests::NodeOptions::default()
     })
     .await
     .unwrap();
@@ -255,7 +255,7 @@ async fn a_row_limit_past_the_server_ceiling_is_refused() {
                 "1000".into(),
             ),
         ],
-        config_toml: None,
+        ..credence_tests::NodeOptions::default()
     })
     .await
     .unwrap();
@@ -295,7 +295,7 @@ async fn results_past_the_byte_limit_and_queries_past_the_concurrency_limit_are_
                 "1".into(),
             ),
         ],
-        config_toml: None,
+        ..credence_tests::NodeOptions::default()
     })
     .await
     .unwrap();

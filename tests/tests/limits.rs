@@ -30,7 +30,7 @@ fn node_with(env: &[(&str, &str)]) -> NodeOptions {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect(),
-        config_toml: None,
+        ..NodeOptions::default()
     }
 }
 

@@ -35,7 +35,7 @@ async fn a_lagging_pipeline_refuses_with_resource_exhausted_then_recovers() {
             ("CREDENCE__PIPELINE__MAX_LAG_EVENTS".into(), "1".into()),
             ("CREDENCE__PIPELINE__BACKPRESSURE_WAIT".into(), "0s".into()),
         ],
-        config_toml: None,
+        ..NodeOptions::default()
     })
     .await
     .unwrap();

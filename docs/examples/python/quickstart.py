@@ -6,11 +6,13 @@ Start a node (`make dev`, gRPC on 127.0.0.1:50051), then from the repository roo
 
 deploy/local/python-env.sh prints a Python with grpcio and grpcio-tools (made once). The
 stubs are generated from proto/credence/v1/*.proto at every start, so they always match the
-contracts. Options: --target HOST:PORT, --subject ID, --proto-dir DIR. pyarrow, when
+contracts. Options: --target HOST:PORT, --subject ID, --proto-dir DIR, and for a node with
+authentication or TLS on --token TOKEN (or $CREDENCE_TOKEN) and --ca-cert FILE. pyarrow, when
 installed, is used to print the analytics result; it is not needed. All data is synthetic.
 """
 
 import argparse
+import os
 import pathlib
 import sys
 import tempfile
@@ -55,6 +57,20 @@ def run_sql(query, query_pb2, sql):
     return rows, ipc
 
 
+def open_channel(args):
+    """A channel with TLS (--ca-cert) and a bearer token (--token) when given."""
+    if not args.ca_cert and not args.token:
+        return grpc.insecure_channel(args.target)
+    if args.ca_cert:
+        credentials = grpc.ssl_channel_credentials(root_certificates=args.ca_cert.read_bytes())
+    else:  # grpc sends a token in plaintext only to a node on this machine
+        credentials = grpc.local_channel_credentials(grpc.LocalConnectionType.LOCAL_TCP)
+    if args.token:  # sent as `authorization: Bearer <token>` on every call
+        credentials = grpc.composite_channel_credentials(
+            credentials, grpc.access_token_call_credentials(args.token))
+    return grpc.secure_channel(args.target, credentials)
+
+
 def main(args, out):
     generate_stubs(args.proto_dir.resolve(), out)
     from credence.v1 import common_pb2 as common
@@ -62,7 +78,7 @@ def main(args, out):
     from credence.v1 import query_pb2, query_pb2_grpc as query_grpc
     from credence.v1 import scoring_pb2, scoring_pb2_grpc as scoring_grpc
 
-    channel = grpc.insecure_channel(args.target)
+    channel = open_channel(args)
     try:
         grpc.channel_ready_future(channel).result(timeout=5)
     except grpc.FutureTimeoutError:
@@ -143,6 +159,10 @@ def main(args, out):
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--target", default="127.0.0.1:50051", help="the node's gRPC address")
+    parser.add_argument("--token", default=os.environ.get("CREDENCE_TOKEN"),
+                        help="bearer token (default: $CREDENCE_TOKEN); needs producer and reader")
+    parser.add_argument("--ca-cert", type=pathlib.Path,
+                        help="CA certificate (PEM) of a node with TLS on")
     parser.add_argument("--subject", help="subject id to use (default: a new synthetic one)")
     parser.add_argument("--proto-dir", type=pathlib.Path, default=PROTO_DIR,
                         help="folder holding credence/v1/*.proto (default: the repository's)")

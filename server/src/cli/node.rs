@@ -19,6 +19,9 @@ pub(crate) struct NodeFlags {
     /// Prometheus address, or "" for none (config: node.metrics_listen).
     #[arg(long)]
     metrics_listen: Option<String>,
+    /// Listen beyond loopback without authentication or TLS (docs/SECURITY.md).
+    #[arg(long)]
+    insecure: bool,
 }
 
 /// Loads the layered config, applies the flags, sets up logging and runs until a signal.
@@ -34,6 +37,12 @@ pub(crate) fn run(config_file: Option<&Path>, flags: NodeFlags, dev: bool) -> an
         config.node.metrics_listen = metrics;
     }
     config.validate()?;
+    credence_server::auth::check_exposure(
+        config.node.listen,
+        &config.auth,
+        config.tls.enabled(),
+        flags.insecure,
+    )?;
     init_logging(&config);
     let seed = if config.node.rules_file.is_empty() {
         RuleFile::example()?
@@ -58,8 +67,9 @@ pub(crate) fn run(config_file: Option<&Path>, flags: NodeFlags, dev: bool) -> an
 /// Prints where the node is and how to reach it. Tests and scripts read the first line.
 fn announce(at: Addresses, data_dir: &Path, dev: bool) {
     println!("credence listening on {}", at.grpc);
+    let scheme = if at.tls { "https" } else { "http" };
     if let Some(metrics) = at.metrics {
-        println!("metrics on http://{metrics}/metrics");
+        println!("metrics on {scheme}://{metrics}/metrics");
     }
     println!("data in {}", data_dir.display());
     if dev {

@@ -7,8 +7,9 @@ use credence_proto::v1::graph_service_server::GraphService;
 use credence_storage::{RelationKey, RelationKind};
 use tonic::{Request, Response, Status};
 
-use super::{Node, required_id};
+use super::{Node, audit_items, required_id};
 use crate::association::{self, Reach};
+use crate::auth::caller_name;
 use crate::convert;
 use crate::error::{Error, quote};
 
@@ -61,6 +62,7 @@ impl GraphService for GraphApi {
         &self,
         request: Request<pb::PutRelationsRequest>,
     ) -> Result<Response<pb::PutRelationsResponse>, Status> {
+        let actor = caller_name(&request);
         let relations = request.into_inner().relations;
         too_many("relations", relations.len())?;
         let mut rejected = Vec::new();
@@ -84,6 +86,10 @@ impl GraphService for GraphApi {
                 }),
             }
         }
+        let pairs: Vec<String> = valid
+            .iter()
+            .map(|r| format!("{}-{}", r.subject_id, r.other_subject_id))
+            .collect();
         let upserted = self
             .0
             .stores
@@ -91,6 +97,16 @@ impl GraphService for GraphApi {
             .put_relations(valid)
             .await
             .map_err(Error::from)?;
+        if !pairs.is_empty() {
+            self.0
+                .audit(
+                    actor,
+                    "PutRelations",
+                    audit_items("relations", pairs.iter().map(String::as_str)),
+                    format!("{upserted} upserted"),
+                )
+                .await?;
+        }
         Ok(Response::new(pb::PutRelationsResponse {
             upserted,
             rejected,
@@ -101,6 +117,7 @@ impl GraphService for GraphApi {
         &self,
         request: Request<pb::RemoveRelationsRequest>,
     ) -> Result<Response<pb::RemoveRelationsResponse>, Status> {
+        let actor = caller_name(&request);
         let keys = request.into_inner().relations;
         too_many("relations", keys.len())?;
         let mut checked = Vec::with_capacity(keys.len());
@@ -124,6 +141,10 @@ impl GraphService for GraphApi {
                 kind,
             });
         }
+        let pairs: Vec<String> = checked
+            .iter()
+            .map(|k| format!("{}-{}", k.subject_id, k.other_subject_id))
+            .collect();
         let removed = self
             .0
             .stores
@@ -131,6 +152,16 @@ impl GraphService for GraphApi {
             .remove_relations(checked)
             .await
             .map_err(Error::from)?;
+        if !pairs.is_empty() {
+            self.0
+                .audit(
+                    actor,
+                    "RemoveRelations",
+                    audit_items("relations", pairs.iter().map(String::as_str)),
+                    format!("{removed} removed"),
+                )
+                .await?;
+        }
         Ok(Response::new(pb::RemoveRelationsResponse { removed }))
     }
 

@@ -8,7 +8,8 @@ use tokio::sync::mpsc;
 use tokio_stream::StreamExt as _;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::Node;
+use super::{Node, audit_items};
+use crate::auth::caller_name;
 use crate::convert;
 use crate::error::Error;
 
@@ -89,6 +90,7 @@ impl IngestionService for IngestionApi {
         &self,
         request: Request<pb::UpsertProfilesRequest>,
     ) -> Result<Response<pb::UpsertProfilesResponse>, Status> {
+        let actor = caller_name(&request);
         let profiles = request.into_inner().profiles;
         let now = credence_scorer::Timestamp::now();
         let mut response = pb::UpsertProfilesResponse::default();
@@ -114,6 +116,7 @@ impl IngestionService for IngestionApi {
                 response.rejected += 1;
             }
         }
+        let ids: Vec<String> = valid.iter().map(|p| p.subject_id.clone()).collect();
         let created = self
             .0
             .stores
@@ -121,6 +124,17 @@ impl IngestionService for IngestionApi {
             .upsert_profiles(valid)
             .await
             .map_err(Error::from)?;
+        if !ids.is_empty() {
+            let new = created.iter().filter(|n| **n).count();
+            self.0
+                .audit(
+                    actor,
+                    "UpsertProfiles",
+                    audit_items("profiles", ids.iter().map(String::as_str)),
+                    format!("{new} created, {} updated", ids.len() - new),
+                )
+                .await?;
+        }
         for (i, new) in positions.into_iter().zip(created) {
             let (outcome, count) = if new {
                 (pb::ProfileOutcome::Created, &mut response.created)

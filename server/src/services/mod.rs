@@ -42,6 +42,42 @@ pub struct Node {
     pub analytics_slots: Arc<tokio::sync::Semaphore>,
 }
 
+impl Node {
+    /// Records a change in the audit trail once it is made. If that fails, the call fails
+    /// saying the change stands but is not recorded, rather than answering success for a
+    /// change nobody can trace.
+    pub(crate) async fn audit(
+        &self,
+        actor: String,
+        action: &str,
+        target: String,
+        detail: String,
+    ) -> Result<(), Status> {
+        let entry = credence_storage::AuditEntry {
+            at: credence_scorer::Timestamp::now(),
+            actor,
+            action: action.to_owned(),
+            target,
+            detail,
+        };
+        self.stores.audit.record(vec![entry]).await.map_err(|e| {
+            tracing::error!(error = %e, action, "a change could not be recorded in the audit trail");
+            Status::unavailable(format!(
+                "{action} was applied, but recording it in the audit trail failed: {e}"
+            ))
+        })
+    }
+}
+
+/// What an audit entry says about many items: how many, and the first few (each shortened).
+fn audit_items<'a>(noun: &str, items: impl ExactSizeIterator<Item = &'a str>) -> String {
+    const SHOWN: usize = 5;
+    let count = items.len();
+    let shown: Vec<String> = items.take(SHOWN).map(crate::error::quote).collect();
+    let more = if count > SHOWN { ", ..." } else { "" };
+    format!("{count} {noun}: {}{more}", shown.join(", "))
+}
+
 /// A page request from the contract's `page_size` and `page_token`.
 fn page(size: u32, token: &str) -> Page {
     Page {

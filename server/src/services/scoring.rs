@@ -12,6 +12,7 @@ use tokio_stream::wrappers::BroadcastStream;
 use tonic::{Request, Response, Status};
 
 use super::{Node, optional_time, page, required_id};
+use crate::auth::caller_name;
 use crate::convert;
 use crate::error::{Error, quote};
 use crate::simulation;
@@ -47,12 +48,26 @@ impl ScoringService for ScoringApi {
         &self,
         request: Request<pb::PutRuleRequest>,
     ) -> Result<Response<pb::PutRuleResponse>, Status> {
+        let actor = caller_name(&request);
         let rule = request
             .into_inner()
             .rule
             .ok_or_else(|| Error::required::<Error>("rule"))?;
         let rule = convert::rule(&rule).map_err(|e| Error::from(e.within("rule")))?;
         let stored = self.0.catalog.put_rule(rule).await?;
+        self.0
+            .audit(
+                actor,
+                "PutRule",
+                format!("rule {} v{}", quote(&stored.id), stored.version),
+                format!(
+                    "{:?}, {} {:+} points",
+                    stored.status,
+                    quote(&stored.event_type),
+                    stored.points
+                ),
+            )
+            .await?;
         Ok(Response::new(pb::PutRuleResponse {
             rule: Some(convert::rule_to_pb(&stored)),
         }))
@@ -138,6 +153,7 @@ impl ScoringService for ScoringApi {
         &self,
         request: Request<pb::SetRuleStatusRequest>,
     ) -> Result<Response<pb::SetRuleStatusResponse>, Status> {
+        let actor = caller_name(&request);
         let r = request.into_inner();
         let id = required_id("rule_id", &r.rule_id)?;
         if r.status == 0 {
@@ -147,6 +163,14 @@ impl ScoringService for ScoringApi {
         }
         let new_status = convert::rule_status("status", r.status).map_err(Error::from)?;
         let stored = self.0.catalog.set_rule_status(id, new_status).await?;
+        self.0
+            .audit(
+                actor,
+                "SetRuleStatus",
+                format!("rule {} v{}", quote(&stored.id), stored.version),
+                format!("{:?}", stored.status),
+            )
+            .await?;
         Ok(Response::new(pb::SetRuleStatusResponse {
             rule: Some(convert::rule_to_pb(&stored)),
         }))
@@ -178,6 +202,7 @@ impl ScoringService for ScoringApi {
         &self,
         request: Request<pb::PutConfigRequest>,
     ) -> Result<Response<pb::PutConfigResponse>, Status> {
+        let actor = caller_name(&request);
         let config = request
             .into_inner()
             .config
@@ -187,6 +212,20 @@ impl ScoringService for ScoringApi {
         let config = convert::config(&config, live.engine.config())
             .map_err(|e| Error::from(e.within("config")))?;
         let stored = self.0.catalog.put_config(config).await?;
+        self.0
+            .audit(
+                actor,
+                "PutConfig",
+                format!("config v{}", stored.version),
+                format!(
+                    "baseline {}, bounds {}..{}, {} tiers",
+                    stored.baseline,
+                    stored.min_score,
+                    stored.max_score,
+                    stored.tiers.len()
+                ),
+            )
+            .await?;
         Ok(Response::new(pb::PutConfigResponse {
             config: Some(convert::config_to_pb(&stored)),
         }))
@@ -286,6 +325,7 @@ impl ScoringService for ScoringApi {
         &self,
         request: Request<pb::PutListEntryRequest>,
     ) -> Result<Response<pb::PutListEntryResponse>, Status> {
+        let actor = caller_name(&request);
         let entry = request
             .into_inner()
             .entry
@@ -299,6 +339,25 @@ impl ScoringService for ScoringApi {
             .put_entry(entry.clone())
             .await
             .map_err(Error::from)?;
+        self.0
+            .audit(
+                actor,
+                "PutListEntry",
+                format!(
+                    "{:?} list, subject {}",
+                    entry.kind,
+                    quote(&entry.subject_id)
+                ),
+                format!(
+                    "reason {}, expires {}",
+                    quote(&entry.reason),
+                    entry.expires_at.map_or_else(
+                        || "never".to_owned(),
+                        credence_scorer::Timestamp::to_rfc3339
+                    )
+                ),
+            )
+            .await?;
         Ok(Response::new(pb::PutListEntryResponse {
             entry: Some(convert::list_entry_to_pb(entry)),
         }))
@@ -308,6 +367,7 @@ impl ScoringService for ScoringApi {
         &self,
         request: Request<pb::RemoveListEntryRequest>,
     ) -> Result<Response<pb::RemoveListEntryResponse>, Status> {
+        let actor = caller_name(&request);
         let r = request.into_inner();
         required_id("subject_id", &r.subject_id)?;
         let kind = convert::list_kind("kind", r.kind).map_err(Error::from)?;
@@ -318,6 +378,14 @@ impl ScoringService for ScoringApi {
             .remove_entry(&r.subject_id, kind)
             .await
             .map_err(Error::from)?;
+        self.0
+            .audit(
+                actor,
+                "RemoveListEntry",
+                format!("{kind:?} list, subject {}", quote(&r.subject_id)),
+                if removed { "removed" } else { "was not listed" }.to_owned(),
+            )
+            .await?;
         Ok(Response::new(pb::RemoveListEntryResponse { removed }))
     }
 

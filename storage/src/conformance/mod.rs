@@ -15,6 +15,7 @@
 
 pub mod analytics;
 pub mod archive;
+pub mod audit;
 pub mod bus;
 pub mod committer;
 pub mod graph;
@@ -26,6 +27,7 @@ pub mod snapshots;
 
 pub use analytics::*;
 pub use archive::*;
+pub use audit::*;
 pub use bus::*;
 pub use committer::*;
 pub use graph::*;
@@ -371,6 +373,14 @@ macro_rules! analytics_conformance_tests {
     };
 }
 
+/// The audit checks, as tests for one backend (see [`crate::bus_conformance_tests!`]).
+#[macro_export]
+macro_rules! audit_conformance_tests {
+    ($open:expr) => {
+        $crate::conformance_checks!($open; audit_keeps_entries_in_order);
+    };
+}
+
 /// The committer checks, as tests for one backend (see [`crate::bus_conformance_tests!`]).
 #[macro_export]
 macro_rules! committer_conformance_tests {
@@ -396,6 +406,7 @@ macro_rules! conformance_tests {
         $crate::series_conformance_tests!($open);
         $crate::graph_conformance_tests!($open);
         $crate::lists_conformance_tests!($open);
+        $crate::audit_conformance_tests!($open);
         $crate::analytics_conformance_tests!($open);
         $crate::committer_conformance_tests!($open);
     };

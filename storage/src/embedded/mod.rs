@@ -8,6 +8,7 @@
 
 mod analytics;
 mod archive;
+mod audit;
 mod bus;
 mod columns;
 mod commit;
@@ -103,6 +104,7 @@ impl Embedded {
             graph: self.duck.clone(),
             lists: self.duck.clone(),
             analytics: self.duck.clone(),
+            audit: self.duck.clone(),
             committer: self.duck.clone(),
         }
     }

@@ -51,6 +51,9 @@ CREATE TABLE IF NOT EXISTS store.relations (
 CREATE TABLE IF NOT EXISTS store.list_entries (
     subject_id VARCHAR NOT NULL, kind INTEGER NOT NULL, reason VARCHAR, expires_at BIGINT,
     created_at BIGINT);
+CREATE TABLE IF NOT EXISTS store.audit (
+    seq BIGINT NOT NULL, recorded_at BIGINT NOT NULL, actor VARCHAR, action VARCHAR,
+    target VARCHAR, detail VARCHAR);
 ";
 
 /// Brings a database written by an earlier version to the tables above, before the views
@@ -139,6 +142,8 @@ CREATE OR REPLACE VIEW main.relations AS SELECT subject_id, other_subject_id, ki
 CREATE OR REPLACE VIEW main.list_entries AS SELECT subject_id, kind, reason,
     make_timestamp_ns(expires_at) AS expires_at, make_timestamp_ns(created_at) AS created_at
     FROM store.list_entries;
+CREATE OR REPLACE VIEW main.audit AS SELECT seq, make_timestamp_ns(recorded_at) AS recorded_at,
+    actor, action, target, detail FROM store.audit;
 ";
 
 /// Per-connection staging tables of the writer: keyed upserts append here, then replace
