@@ -16,6 +16,8 @@ pub mod v1 {
     tonic::include_proto!("credence.v1");
 }
 
+pub mod json;
+
 /// The encoded `FileDescriptorSet` of the contracts (with imports), for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/credence_descriptor.bin"));
