@@ -13,6 +13,7 @@ use credence_storage::embedded::{Embedded, EmbeddedOptions};
 use credence_storage::{BusHealth, Sequential, Stores};
 use tokio::sync::{broadcast, watch};
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::codec::CompressionEncoding::Gzip;
 
 use crate::catalog::Catalog;
 use crate::config::{CommitterKind, Config};
@@ -122,6 +123,8 @@ pub async fn run(
         Arc::clone(&health),
     ));
 
+    // The services take gzip-compressed requests and compress answers for clients that ask
+    // (the SDKs' `gzip` option): producers on slow links send far fewer bytes.
     let server = tonic::transport::Server::builder()
         .layer(RpcTimer)
         .add_service(reflection_v1)
@@ -129,20 +132,28 @@ pub async fn run(
         .add_service(health_service)
         .add_service(
             IngestionServiceServer::new(IngestionApi(Arc::clone(&node)))
-                .max_decoding_message_size(max_message),
+                .max_decoding_message_size(max_message)
+                .accept_compressed(Gzip)
+                .send_compressed(Gzip),
         )
         .add_service(
             ScoringServiceServer::new(ScoringApi(Arc::clone(&node)))
-                .max_decoding_message_size(max_message),
+                .max_decoding_message_size(max_message)
+                .accept_compressed(Gzip)
+                .send_compressed(Gzip),
         )
         .add_service(
             QueryServiceServer::new(QueryApi(Arc::clone(&node)))
                 .max_decoding_message_size(max_message)
+                .accept_compressed(Gzip)
+                .send_compressed(Gzip)
                 .max_encoding_message_size(64 << 20),
         )
         .add_service(
             GraphServiceServer::new(GraphApi(Arc::clone(&node)))
-                .max_decoding_message_size(max_message),
+                .max_decoding_message_size(max_message)
+                .accept_compressed(Gzip)
+                .send_compressed(Gzip),
         )
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop);
 
