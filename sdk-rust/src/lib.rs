@@ -84,6 +84,13 @@ pub use scoring::{
     ScoringConfig, Simulation, SimulationResult, Tier,
 };
 
+/// The examples of this crate's README and of the repository's README, compiled as doc tests
+/// so they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeExamples;
+
 /// The generated `credence.v1` messages, enums and service clients (see `proto/` for the
 /// contracts). [`Client::channel`] gives a channel to build the generated clients on.
 pub mod proto {

@@ -1,16 +1,5 @@
 //! [`Producer`]: publishing a continuous flow of events with batching, backpressure,
 //! retries without duplicates and per-event outcomes.
-//!
-//! How it works: `send` puts an event on a bounded queue (a full queue makes `send` wait).
-//! One task takes events off the queue into batches, closed by count, by encoded bytes or
-//! when the linger time runs out. Batches go out over `StreamEvents` calls ("segments" of
-//! up to `stream_batches` batches; a segment is closed early when the flow pauses, so its
-//! events are acknowledged soon), at most `in_flight` segments at once; when all are busy,
-//! batching waits, the queue fills and `send` waits: memory stays bounded. A segment that
-//! fails with UNAVAILABLE or RESOURCE_EXHAUSTED is sent again whole, with the same event
-//! ids, after a back-off: events that landed the first time come back DUPLICATE, so nothing
-//! is stored twice. `flush` and `close` wait until every event handed over before them is
-//! acknowledged (or has failed for good).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -232,12 +221,33 @@ impl Client {
     }
 }
 
-/// Publishes events in batches in the background. See the [module docs](self) for how.
+/// Publishes events in batches in the background.
+///
+/// How it works: `send` puts an event on a bounded queue (a full queue makes `send` wait).
+/// One task takes events off the queue into batches, closed by count, by encoded bytes or
+/// when the linger time runs out. Batches go out over `StreamEvents` calls ("segments" of
+/// up to `stream_batches` batches; a segment is closed early when the flow pauses, so its
+/// events are acknowledged soon), at most `in_flight` segments at once; when all are busy,
+/// batching waits, the queue fills and `send` waits: memory stays bounded. A segment that
+/// fails with UNAVAILABLE or RESOURCE_EXHAUSTED (or loses its connection) is sent again whole, with the same event
+/// ids, after a back-off: events that landed the first time come back DUPLICATE, so nothing
+/// is stored twice. `flush` and `close` wait until every event handed over before them is
+/// acknowledged (or has failed for good).
 ///
 /// Build one with [`Client::producer`]. `send` waits while the queue is full; `flush`
 /// waits for every event sent before it; `close` does the same and stops the task.
 /// Dropping a producer without `close` logs a warning: its queued events are still sent
 /// while the runtime lives, but nobody waits for them.
+///
+/// ```no_run
+/// # async fn run(client: credence::Client, events: Vec<credence::Event>) -> credence::Result<()> {
+/// let producer = client.producer().build();
+/// producer.send_all(events).await?;
+/// producer.flush().await?; // everything sent so far is acknowledged
+/// assert_eq!(producer.stats().pending(), 0);
+/// producer.close().await?;
+/// # Ok(()) }
+/// ```
 pub struct Producer {
     tx: Option<mpsc::Sender<Command>>,
     task: Option<JoinHandle<()>>,
