@@ -80,6 +80,10 @@ impl ProducerStats {
 
 type Callback = Arc<dyn Fn(Outcome) + Send + Sync>;
 
+/// The most calls a producer keeps in flight (`flush` takes every slot at once, and a
+/// semaphore hands out at most `u32::MAX` in one call).
+const MAX_IN_FLIGHT: usize = 1_024;
+
 /// Settings of a [`Producer`]; [`Client::producer`] makes one.
 #[must_use]
 pub struct ProducerBuilder {
@@ -125,9 +129,9 @@ impl ProducerBuilder {
         self
     }
 
-    /// Calls in flight at once (default 4).
+    /// Calls in flight at once (default 4; 1 to 1,024).
     pub fn in_flight(mut self, n: usize) -> Self {
-        self.config.in_flight = n.clamp(1, Semaphore::MAX_PERMITS);
+        self.config.in_flight = n.clamp(1, MAX_IN_FLIGHT);
         self
     }
 
@@ -539,6 +543,7 @@ impl Batcher {
     async fn drain(&mut self) {
         self.dispatch().await;
         self.segment = None;
+        // `in_flight` is at most MAX_IN_FLIGHT, so it fits.
         let all = u32::try_from(self.config.in_flight).unwrap_or(u32::MAX);
         // Every segment holds a slot until its events are acknowledged or failed.
         if let Ok(permits) = self.permits.acquire_many(all).await {
