@@ -137,7 +137,7 @@ bench-pipeline: setup ## Ingest benchmark: a release node on a throwaway data di
 	"$(CARGO_TARGET_DIR)/release/credence-loadgen" --target http://127.0.0.1:50151 \
 		--metrics-url http://127.0.0.1:9564/metrics $(LOADGEN_ARGS)
 
-SDK_BENCH_ARGS ?= --events 500000 --rounds 3
+SDK_BENCH_ARGS ?= --events 300000 --rounds 3
 
 .PHONY: bench-sdk
 bench-sdk: setup ## Rust SDK: the Producer against a hand-written StreamEvents loop, one release node (SDK_BENCH_ARGS=)

@@ -8,7 +8,9 @@
 //!   floor: no batching work, no copies kept for retries, no outcome bookkeeping);
 //! - `producer`: `Producer::send_proto` of the same generated events;
 //! - `producer+event`: `Producer::send` of `credence::Event` values (adds the conversion
-//!   of friendly events, JSON payloads included).
+//!   of friendly events, JSON payloads included);
+//! - `producer/unary`: `Producer::send_proto` with `Transport::Unary` (`PublishEvents` per
+//!   batch), to choose the default transport.
 //!
 //! Before each run the node is left to finish scoring the previous one (its archive holds
 //! every event published so far), so no run inherits the previous one's backlog.
@@ -23,7 +25,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, TimeDelta, Utc};
 use credence::proto::ingestion_service_client::IngestionServiceClient;
 use credence::proto::{self as pb};
-use credence::{Client, Event};
+use credence::{Client, Event, Transport};
 
 struct Args {
     url: String,
@@ -102,6 +104,7 @@ async fn producer(
     events: Vec<Event>,
     batch: usize,
     friendly: bool,
+    transport: Transport,
 ) -> Result<u64, Box<dyn std::error::Error>> {
     let n = events.len();
     let protos: Vec<pb::Event> = if friendly {
@@ -109,7 +112,11 @@ async fn producer(
     } else {
         events.iter().map(Event::to_proto).collect()
     };
-    let p = client.producer().batch_events(batch).build();
+    let p = client
+        .producer()
+        .batch_events(batch)
+        .transport(transport)
+        .build();
     let started = Instant::now();
     if friendly {
         for e in events {
@@ -122,10 +129,10 @@ async fn producer(
     }
     let stats = p.close().await?;
     let elapsed = started.elapsed();
-    let name = if friendly {
-        "Producer::send(Event)"
-    } else {
-        "Producer::send_proto"
+    let name = match (friendly, transport) {
+        (true, _) => "Producer::send(Event)",
+        (false, Transport::Stream) => "Producer::send_proto",
+        (false, Transport::Unary) => "Producer(Unary)::send_proto",
     };
     print_run(name, n, elapsed, stats.accepted);
     if stats.failed + stats.rejected > 0 {
@@ -174,7 +181,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let client = Client::connect(&args.url).await?;
     let start = Utc::now() - TimeDelta::days(1);
     let mut total = 0u64;
-    let mut rates: [Vec<f64>; 3] = Default::default();
+    let mut rates: [Vec<f64>; 4] = Default::default();
     for round in 0..args.rounds {
         for (mode, rate) in rates.iter_mut().enumerate() {
             caught_up(&client, total).await?;
@@ -185,8 +192,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let started = Instant::now();
             let accepted = match mode {
                 0 => raw(&client, &batch, args.batch).await?,
-                1 => producer(&client, batch, args.batch, false).await?,
-                _ => producer(&client, batch, args.batch, true).await?,
+                1 => producer(&client, batch, args.batch, false, Transport::Stream).await?,
+                2 => producer(&client, batch, args.batch, true, Transport::Stream).await?,
+                _ => producer(&client, batch, args.batch, false, Transport::Unary).await?,
             };
             rate.push(args.events as f64 / started.elapsed().as_secs_f64());
             total += accepted;
@@ -196,18 +204,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
-    let [mut raw_rates, mut proto_rates, mut event_rates] = rates;
-    let (r, p, e) = (
+    let [
+        mut raw_rates,
+        mut proto_rates,
+        mut event_rates,
+        mut unary_rates,
+    ] = rates;
+    let (r, p, e, u) = (
         median(&mut raw_rates),
         median(&mut proto_rates),
         median(&mut event_rates),
+        median(&mut unary_rates),
     );
     println!(
         "median of {} rounds: raw {r:.0}/s, Producer::send_proto {p:.0}/s ({:.2}x), \
-         Producer::send {e:.0}/s ({:.2}x)",
+         Producer::send {e:.0}/s ({:.2}x), Producer(Unary)::send_proto {u:.0}/s ({:.2}x)",
         args.rounds,
         p / r,
-        e / r
+        e / r,
+        u / r
     );
     Ok(())
 }
