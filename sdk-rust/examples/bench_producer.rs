@@ -202,7 +202,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let median = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
+        let mid = v.len() / 2;
+        if v.len() % 2 == 0 {
+            f64::midpoint(v[mid - 1], v[mid])
+        } else {
+            v[mid]
+        }
     };
     let [
         mut raw_rates,
