@@ -137,6 +137,19 @@ bench-pipeline: setup ## Ingest benchmark: a release node on a throwaway data di
 	"$(CARGO_TARGET_DIR)/release/credence-loadgen" --target http://127.0.0.1:50151 \
 		--metrics-url http://127.0.0.1:9564/metrics $(LOADGEN_ARGS)
 
+SDK_BENCH_ARGS ?= --events 300000 --rounds 3
+
+.PHONY: bench-sdk
+bench-sdk: setup ## Rust SDK: the Producer against a hand-written StreamEvents loop, one release node (SDK_BENCH_ARGS=)
+	$(CARGO) build --release --locked -p credence-server --bin credence
+	$(CARGO) build --release --locked -p credence --example bench_producer
+	dir="$$(mktemp -d)"; \
+	"$(CARGO_TARGET_DIR)/release/credence" dev --data-dir "$$dir/data" --listen 127.0.0.1:50152 \
+		--metrics-listen 127.0.0.1:9565 > "$$dir/node.out" 2> "$$dir/node.err" & node=$$!; \
+	trap 'kill $$node 2>/dev/null; wait $$node 2>/dev/null; rm -rf "$$dir"' EXIT; \
+	for _ in $$(seq 100); do grep -q "listening on" "$$dir/node.out" && break; sleep 0.1; done; \
+	"$(CARGO_TARGET_DIR)/release/examples/bench_producer" --url http://127.0.0.1:50152 $(SDK_BENCH_ARGS)
+
 .PHONY: clean
 clean: ## Remove the shared build directory
 	rm -rf "$(CARGO_TARGET_DIR)"

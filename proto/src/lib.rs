@@ -18,6 +18,7 @@ pub mod v1 {
 
 pub mod client;
 pub mod codec;
+pub mod json;
 
 /// The encoded `FileDescriptorSet` of the contracts (with imports), for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =

@@ -12,6 +12,7 @@ use credence_scorer::RuleFile;
 use credence_storage::embedded::{Embedded, EmbeddedOptions};
 use credence_storage::{BusHealth, Sequential, Stores};
 use tokio::sync::{broadcast, watch};
+use tonic::codec::CompressionEncoding::Gzip;
 
 use crate::auth::Authorize;
 use crate::catalog::Catalog;
@@ -178,22 +179,32 @@ pub async fn run(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(health_service)
+        // The services take gzip-compressed requests and compress answers for clients that
+        // ask (the SDKs' `gzip` option): producers on slow links send far fewer bytes.
         .add_service(
             IngestionServiceServer::new(IngestionApi(Arc::clone(&node)))
-                .max_decoding_message_size(max_message),
+                .max_decoding_message_size(max_message)
+                .accept_compressed(Gzip)
+                .send_compressed(Gzip),
         )
         .add_service(
             ScoringServiceServer::new(ScoringApi(Arc::clone(&node)))
-                .max_decoding_message_size(max_message),
+                .max_decoding_message_size(max_message)
+                .accept_compressed(Gzip)
+                .send_compressed(Gzip),
         )
         .add_service(
             QueryServiceServer::new(QueryApi(Arc::clone(&node)))
                 .max_decoding_message_size(max_message)
+                .accept_compressed(Gzip)
+                .send_compressed(Gzip)
                 .max_encoding_message_size(64 << 20),
         )
         .add_service(
             GraphServiceServer::new(GraphApi(Arc::clone(&node)))
-                .max_decoding_message_size(max_message),
+                .max_decoding_message_size(max_message)
+                .accept_compressed(Gzip)
+                .send_compressed(Gzip),
         )
         .serve_with_incoming_shutdown(incoming, stop);
 

@@ -34,26 +34,12 @@ pub fn secs(s: i64) -> prost_types::Duration {
 
 /// A `google.protobuf.Value` from JSON.
 pub fn to_value(json: &serde_json::Value) -> prost_types::Value {
-    let kind = match json {
-        serde_json::Value::Null => Kind::NullValue(0),
-        serde_json::Value::Bool(b) => Kind::BoolValue(*b),
-        serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(f64::NAN)),
-        serde_json::Value::String(s) => Kind::StringValue(s.clone()),
-        serde_json::Value::Array(items) => Kind::ListValue(prost_types::ListValue {
-            values: items.iter().map(to_value).collect(),
-        }),
-        serde_json::Value::Object(_) => Kind::StructValue(to_struct(json)),
-    };
-    prost_types::Value { kind: Some(kind) }
+    credence_proto::json::to_value(json)
 }
 
 /// A `google.protobuf.Struct` from a JSON object (anything else gives an empty struct).
 pub fn to_struct(json: &serde_json::Value) -> prost_types::Struct {
-    let fields = json
-        .as_object()
-        .map(|o| o.iter().map(|(k, v)| (k.clone(), to_value(v))).collect())
-        .unwrap_or_default();
-    prost_types::Struct { fields }
+    credence_proto::json::to_struct(json).unwrap_or_default()
 }
 
 /// An event with the given ids, type, subtype, time (RFC 3339) and payload (a JSON object).

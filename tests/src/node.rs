@@ -63,6 +63,20 @@ pub struct NodeOptions {
     pub client_tls: credence_proto::client::ClientTls,
 }
 
+impl NodeOptions {
+    /// A lag limit of one event and no waiting: a publish while the pipeline still scores
+    /// the previous batch is refused with RESOURCE_EXHAUSTED.
+    pub fn refusing_when_behind() -> Self {
+        Self {
+            env: vec![
+                ("CREDENCE__PIPELINE__MAX_LAG_EVENTS".into(), "1".into()),
+                ("CREDENCE__PIPELINE__BACKPRESSURE_WAIT".into(), "0s".into()),
+            ],
+            ..Self::default()
+        }
+    }
+}
+
 /// A running (or killed) `credence dev` process and clients connected to it.
 #[derive(Debug)]
 pub struct Node {
@@ -88,7 +102,8 @@ impl Node {
         let dir = tempfile::Builder::new().prefix("credence-e2e-").tempdir()?;
         let data_dir = dir.path().join("data");
         let log_path = dir.path().join("server.log");
-        let (child, addr, metrics_url) = spawn(&options, dir.path(), &data_dir, &log_path, 1)?;
+        let (child, addr, metrics_url) =
+            spawn(&options, dir.path(), &data_dir, &log_path, 1, ANY_PORT)?;
         let mut node = Self {
             child: Some(child),
             options,
@@ -191,6 +206,17 @@ impl Node {
     /// Kills the server if it runs, then starts it again on the same data directory (on new
     /// ports) and reconnects.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.start_again(ANY_PORT).await
+    }
+
+    /// Like [`Node::restart`], but on the same gRPC address, so clients holding the address
+    /// (an SDK client retrying through a restart) reach the new process.
+    pub async fn restart_on_same_address(&mut self) -> anyhow::Result<()> {
+        let listen = self.addr.to_string();
+        self.start_again(&listen).await
+    }
+
+    async fn start_again(&mut self, listen: &str) -> anyhow::Result<()> {
         self.kill();
         self.starts += 1;
         let (child, addr, metrics_url) = spawn(
@@ -199,6 +225,7 @@ impl Node {
             &self.data_dir,
             &self.log_path,
             self.starts,
+            listen,
         )?;
         self.child = Some(child);
         self.addr = addr;
@@ -237,12 +264,16 @@ impl Drop for Node {
     }
 }
 
+/// `--listen` for a free port.
+const ANY_PORT: &str = "127.0.0.1:0";
+
 fn spawn(
     options: &NodeOptions,
     dir: &Path,
     data_dir: &Path,
     log_path: &Path,
     start: u32,
+    listen: &str,
 ) -> anyhow::Result<(Child, SocketAddr, Option<String>)> {
     let bin = server_binary()?;
     let mut log = OpenOptions::new()
@@ -260,7 +291,7 @@ fn spawn(
         .arg("dev")
         .args([
             "--listen",
-            "127.0.0.1:0",
+            listen,
             "--metrics-listen",
             "127.0.0.1:0",
             "--data-dir",

@@ -28,17 +28,9 @@ fn batch(prefix: &str, n: usize) -> Vec<pb::Event> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lagging_pipeline_refuses_with_resource_exhausted_then_recovers() {
-    // A lag limit of one event and no waiting: any publish while the pipeline still
-    // scores the previous batch is refused.
-    let node = Node::start_with(NodeOptions {
-        env: vec![
-            ("CREDENCE__PIPELINE__MAX_LAG_EVENTS".into(), "1".into()),
-            ("CREDENCE__PIPELINE__BACKPRESSURE_WAIT".into(), "0s".into()),
-        ],
-        ..NodeOptions::default()
-    })
-    .await
-    .unwrap();
+    let node = Node::start_with(NodeOptions::refusing_when_behind())
+        .await
+        .unwrap();
     let mut ingestion = node.ingestion();
     let first = ingestion
         .publish_events(pb::PublishEventsRequest {
