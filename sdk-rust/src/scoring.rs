@@ -383,9 +383,10 @@ impl ScoringConfig {
     pub fn to_proto(&self) -> pb::ScoringConfig {
         pb::ScoringConfig {
             version: self.version,
-            baseline: self.baseline,
-            min_score: self.min_score,
-            max_score: self.max_score,
+            // Every field is sent: a config put through the SDK replaces the whole config.
+            baseline: Some(self.baseline),
+            min_score: Some(self.min_score),
+            max_score: Some(self.max_score),
             tiers: self
                 .tiers
                 .iter()
@@ -398,7 +399,7 @@ impl ScoringConfig {
                 half_life: duration_opt(Some(h)),
             }),
             alert_thresholds: self.alert_thresholds.clone(),
-            auto_create_subjects: self.auto_create_subjects,
+            auto_create_subjects: Some(self.auto_create_subjects),
             updated_at: None,
             dedup_horizon: duration_opt(self.dedup_horizon),
             dedup_window_events: self.dedup_window_events,
@@ -413,9 +414,10 @@ impl ScoringConfig {
         };
         Ok(Self {
             version: c.version,
-            baseline: c.baseline,
-            min_score: c.min_score,
-            max_score: c.max_score,
+            // The server fills every field of a config it returns.
+            baseline: c.baseline.unwrap_or_default(),
+            min_score: c.min_score.unwrap_or_default(),
+            max_score: c.max_score.unwrap_or_default(),
             tiers: c
                 .tiers
                 .into_iter()
@@ -426,7 +428,7 @@ impl ScoringConfig {
                 .collect(),
             half_life,
             alert_thresholds: c.alert_thresholds,
-            auto_create_subjects: c.auto_create_subjects,
+            auto_create_subjects: c.auto_create_subjects.unwrap_or_default(),
             dedup_horizon: std_duration_opt(c.dedup_horizon.as_ref())?,
             dedup_window_events: c.dedup_window_events,
             max_rule_window: std_duration_opt(c.max_rule_window.as_ref())?,
