@@ -87,3 +87,11 @@ pub trait Bus: Send + Sync {
     /// recover from turns [`BusHealth::Failed`] (for good), and the node reports NOT_SERVING.
     fn health(&self) -> watch::Receiver<BusHealth>;
 }
+
+/// The error of a second [`Bus::rebalances`] call: a bus has one consumer.
+pub(crate) fn rebalances_taken() -> crate::error::StorageError {
+    crate::error::StorageError::Conflict(
+        "the bus's rebalances were already taken: a bus has one consumer, the node's pipeline"
+            .into(),
+    )
+}
