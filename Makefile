@@ -104,12 +104,15 @@ clippy-stack: setup ## Lint the storage crate with its real-backend features
 	$(CARGO) clippy -p credence-storage --features stack --all-targets --locked -- -D warnings
 
 .PHONY: test-stack
-test-stack: setup ## Round trips through each client crate against the live stack (brings it up, then down)
+test-stack: setup ## Each client crate, the cluster backends' conformance and the end-to-end tests on them, against the live stack (brings it up, then down)
 	$(CARGO) test -p credence-storage --features stack --locked --no-run
+	$(CARGO) build --locked -p credence-server --bin credence
+	$(CARGO) test -p credence-tests --locked --test crash --no-run
 	trap '$(STACK) down' EXIT; \
 	$(STACK) up || { $(STACK) logs; exit 1; }; \
 	eval "$$($(STACK) env)"; \
-	CREDENCE_TEST_REQUIRE_STACK=1 $(CARGO) test -p credence-storage --features stack --locked --test 'stack_*'
+	CREDENCE_TEST_REQUIRE_STACK=1 $(CARGO) test -p credence-storage --features stack --locked --test 'stack_*'; \
+	CREDENCE_TEST_REQUIRE_STACK=1 $(CARGO) test -p credence-tests --locked --test crash -- kafka_bus
 
 .PHONY: bench-stack
 bench-stack: ## Bulk write rates of each stack store through its crate (needs `make stack-up`)
