@@ -329,4 +329,26 @@ mod tests {
             assert!(err.contains(part), "{part:?} missing from {err}");
         }
     }
+
+    /// A Kafka bus nobody answers at: the start fails within the connect timeout, naming the
+    /// key and the address.
+    #[cfg(feature = "kafka")]
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_unreachable_kafka_broker_is_named_with_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.node.data_dir = dir.path().to_path_buf();
+        config.storage.bus = BusKind::Kafka;
+        config.storage.kafka.brokers = "127.0.0.1:1".into();
+        config.storage.kafka.connect_timeout = std::time::Duration::from_secs(1);
+        let Err(err) = open_stores(&config).await else {
+            panic!("a node started with no broker");
+        };
+        let err = format!("{err:#}");
+        assert!(
+            err.contains("storage.kafka.brokers = \"127.0.0.1:1\""),
+            "{err}"
+        );
+        assert!(err.contains("cannot reach the Kafka brokers"), "{err}");
+    }
 }
