@@ -99,6 +99,14 @@ stack-down: ## Stop the local stack and drop its data (STACK_ARGS=--keep-data ke
 stack-status: ## Up/down per stack server, with its port
 	$(STACK) status
 
+CLUSTER_SERVICES ?= kafka
+CLUSTER_CONFIG ?= deploy/local/cluster.toml
+
+.PHONY: cluster
+cluster: setup ## Start the stack's servers the cluster config uses (Kafka) and a node on deploy/local/cluster.toml
+	$(STACK) up $(CLUSTER_SERVICES)
+	$(CARGO) run --release --locked -p credence-server -- serve --config $(CLUSTER_CONFIG)
+
 .PHONY: clippy-stack
 clippy-stack: setup ## Lint the storage crate with its real-backend features
 	$(CARGO) clippy -p credence-storage --features stack --all-targets --locked -- -D warnings

@@ -302,6 +302,13 @@ fn refused(partition: u32, e: &KafkaError) -> StorageError {
     }
 }
 
+/// A partition past the topic's.
+fn no_such_partition(partition: u32, partitions: u32) -> StorageError {
+    StorageError::Invalid(format!(
+        "partition {partition} does not exist (the bus has {partitions})"
+    ))
+}
+
 fn backend(what: &str, e: &KafkaError) -> StorageError {
     StorageError::Backend(format!("{what}: {e}"))
 }
@@ -492,10 +499,7 @@ impl Bus for KafkaBus {
 
     async fn read(&self, partition: u32, from: u64, max: usize) -> Result<Vec<(u64, Vec<u8>)>> {
         let Some(end) = self.ends.0.get(partition as usize) else {
-            return Err(StorageError::Invalid(format!(
-                "partition {partition} does not exist (the bus has {})",
-                self.options.partitions
-            )));
+            return Err(no_such_partition(partition, self.options.partitions));
         };
         if self.group.lock().is_some()
             && let Some(position) = self.positions.get(partition as usize)
@@ -507,6 +511,16 @@ impl Bus for KafkaBus {
         self.reader
             .read(partition, from, max, end.subscribe())
             .await
+    }
+
+    async fn start(&self, partition: u32) -> Result<u64> {
+        if partition >= self.options.partitions {
+            return Err(no_such_partition(partition, self.options.partitions));
+        }
+        let (reader, timeout) = (Arc::clone(&self.reader), self.options.connect_timeout);
+        tokio::task::spawn_blocking(move || reader.start(partition, timeout))
+            .await
+            .map_err(|e| StorageError::Backend(format!("asking where a partition starts: {e}")))?
     }
 
     fn end(&self, partition: u32) -> watch::Receiver<u64> {

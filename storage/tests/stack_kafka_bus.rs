@@ -14,8 +14,10 @@ use common::{endpoint, unique};
 use credence_storage::embedded::{Embedded, EmbeddedOptions};
 use credence_storage::kafka::{KafkaBus, KafkaOptions};
 use credence_storage::{Bus, BusRecord, Rebalance, StorageError, Stores};
-use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 
 /// Options for a topic and group of their own, so tests never share a consumer group.
@@ -138,6 +140,47 @@ async fn records_written_straight_to_the_topic_are_seen() {
     assert_eq!(
         again.read(3, 1, 10).await.unwrap(),
         vec![(1, b"two".to_vec())]
+    );
+}
+
+/// Records deleted from the topic (as retention does) are gone for good: the bus says where
+/// the partition starts now, and a read below it is an error naming the partition and the
+/// offset, never a silent jump past the lost records.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_read_below_the_retained_start_is_an_error_not_a_jump() {
+    let Some(brokers) = brokers("kafka retention") else {
+        return;
+    };
+    let options = options(&brokers, 2);
+    let bus = KafkaBus::open(options.clone()).await.unwrap();
+    let records = (0..5u8).map(|i| record(0, &[i])).collect();
+    bus.append(records).await.unwrap();
+    assert_eq!(bus.start(0).await.unwrap(), 0);
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .unwrap();
+    let mut below = TopicPartitionList::new();
+    below
+        .add_partition_offset(&options.topic, 0, Offset::Offset(3))
+        .unwrap();
+    admin
+        .delete_records(&below, &AdminOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(bus.start(0).await.unwrap(), 3);
+    assert_eq!(bus.start(1).await.unwrap(), 0);
+    match bus.read(0, 1, 10).await {
+        Err(StorageError::Backend(msg)) => {
+            for part in ["partition 0", "offset 1", "are gone"] {
+                assert!(msg.contains(part), "{part:?} missing from {msg}");
+            }
+        }
+        other => panic!("a read of deleted records must fail, got {other:?}"),
+    }
+    assert_eq!(
+        bus.read(0, 3, 10).await.unwrap(),
+        vec![(3, vec![3]), (4, vec![4])]
     );
 }
 

@@ -148,6 +148,20 @@ impl Reader {
             .collect())
     }
 
+    /// The first offset `partition` still holds (its low watermark; blocking).
+    pub(super) fn start(&self, partition: u32, timeout: Duration) -> Result<u64> {
+        let (low, _) = self
+            .consumer
+            .fetch_watermarks(&self.topic, kafka_partition(partition), timeout)
+            .map_err(|e| {
+                StorageError::Unavailable(format!(
+                    "asking Kafka where partition {partition} of topic {} starts: {e}",
+                    self.topic
+                ))
+            })?;
+        Ok(u64::try_from(low).unwrap_or(0))
+    }
+
     /// Up to `max` records of `partition` from `from` on. Returns at once when `from` is at
     /// or past `end`; otherwise waits (up to [`READ_WAIT`]) for at least one record, and
     /// takes every record up to the end known by then.
@@ -159,10 +173,8 @@ impl Reader {
         end: watch::Receiver<u64>,
     ) -> Result<Vec<(u64, Vec<u8>)>> {
         let Some(cursor) = self.cursors.get(partition as usize) else {
-            return Err(StorageError::Invalid(format!(
-                "partition {partition} does not exist (the bus has {})",
-                self.cursors.len()
-            )));
+            let partitions = u32::try_from(self.cursors.len()).unwrap_or(u32::MAX);
+            return Err(super::no_such_partition(partition, partitions));
         };
         if max == 0 || from >= *end.borrow() {
             return Ok(Vec::new());
@@ -175,6 +187,7 @@ impl Reader {
         let mut stream = queue.stream();
         let mut out = Vec::new();
         let mut at = from;
+        let mut gone_at = None;
         while out.len() < max && at < *end.borrow() {
             let Ok(Some(message)) = tokio::time::timeout(READ_WAIT, stream.next()).await else {
                 break;
@@ -195,14 +208,8 @@ impl Reader {
                     *next = Some(at);
                 }
                 Err(e) if gone(&e) => {
-                    *next = None;
-                    return Err(StorageError::Backend(format!(
-                        "records of partition {partition} of the Kafka topic {} from offset \
-                         {at} on are gone ({e}): deleted by retention before they were \
-                         scored, or the topic was recreated. Those events are lost to \
-                         scoring; to go on, move the partition's committed offset past them",
-                        self.topic
-                    )));
+                    gone_at = Some(e);
+                    break;
                 }
                 Err(e) => {
                     // Transient (a broker restarting): librdkafka fetches again by itself.
@@ -213,7 +220,29 @@ impl Reader {
                 }
             }
         }
+        drop(stream);
+        if let Some(e) = gone_at {
+            // The partition's fetcher stopped at the error: the next read assigns it anew.
+            self.unassign(&mut cursor, partition)?;
+            return Err(StorageError::Backend(format!(
+                "records of partition {partition} of the Kafka topic {} from offset {at} on \
+                 are gone ({e}): deleted by retention before they were scored, or the topic \
+                 was recreated. Those events are lost to scoring; to go on, move the \
+                 partition's committed offset past them",
+                self.topic
+            )));
+        }
         Ok(out)
+    }
+
+    /// Takes the partition away from the reader; the next read assigns it at its offset.
+    fn unassign(&self, cursor: &mut Cursor, partition: u32) -> Result<()> {
+        cursor.next = None;
+        cursor.assigned = false;
+        let list = partition_list(&self.topic, &[partition], Offset::Invalid)?;
+        self.consumer
+            .incremental_unassign(&list)
+            .map_err(|e| backend("repositioning the Kafka reader", &e))
     }
 
     /// Points the partition's queue at `from`: an assignment the first time, a seek later.
@@ -234,10 +263,7 @@ impl Reader {
                 return Ok(());
             }
             // Not in a state to seek: assign it again at the offset.
-            let list = partition_list(&self.topic, &[partition], Offset::Invalid)?;
-            self.consumer
-                .incremental_unassign(&list)
-                .map_err(|e| backend("repositioning the Kafka reader", &e))?;
+            self.unassign(cursor, partition)?;
         }
         let list = partition_list(&self.topic, &[partition], offset)?;
         self.consumer
