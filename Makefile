@@ -148,6 +148,23 @@ bench-pipeline: setup ## Ingest benchmark: a release node on a throwaway data di
 	"$(CARGO_TARGET_DIR)/release/credence-loadgen" --target http://127.0.0.1:50151 \
 		--metrics-url http://127.0.0.1:9564/metrics $(LOADGEN_ARGS)
 
+.PHONY: bench-kafka
+bench-kafka: setup ## The same ingest benchmark on the Kafka bus (fresh topic; needs Kafka up), then the raw consume rate of the topic it filled
+	$(CARGO) build --release --locked -p credence-server -p credence-loadgen
+	$(CARGO) build --release --locked -p credence-storage --features kafka --bin kafka_consume
+	dir="$$(mktemp -d)"; topic="credence.bench-$$(date +%s)"; \
+	CREDENCE__STORAGE__KAFKA__TOPIC="$$topic" CREDENCE__STORAGE__KAFKA__GROUP_ID="$$topic" \
+	CREDENCE__STORAGE__KAFKA__INSTANCE_ID="" \
+	"$(CARGO_TARGET_DIR)/release/credence" serve --config $(CLUSTER_CONFIG) --data-dir "$$dir/data" \
+		--listen 127.0.0.1:50171 --metrics-listen 127.0.0.1:9574 $(BENCH_NODE_ARGS) \
+		> "$$dir/node.out" 2> "$$dir/node.err" & node=$$!; \
+	trap 'kill $$node 2>/dev/null; wait $$node 2>/dev/null; rm -rf "$$dir"' EXIT; \
+	for _ in $$(seq 300); do grep -q "listening on" "$$dir/node.out" && break; sleep 0.1; done; \
+	"$(CARGO_TARGET_DIR)/release/credence-loadgen" --target http://127.0.0.1:50171 \
+		--metrics-url http://127.0.0.1:9574/metrics $(LOADGEN_ARGS); \
+	kill $$node; wait $$node 2>/dev/null; \
+	"$(CARGO_TARGET_DIR)/release/kafka_consume" 127.0.0.1:9092 "$$topic"
+
 .PHONY: clean
 clean: ## Remove the shared build directory
 	rm -rf "$(CARGO_TARGET_DIR)"

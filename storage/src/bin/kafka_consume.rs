@@ -1,6 +1,6 @@
 //! The raw consume rate of a Kafka topic, next to the rate at which the Kafka bus reads it.
 //!
-//! `cargo run --release -p credence-storage --features kafka --example kafka_consume -- BROKERS TOPIC`
+//! `cargo run --release -p credence-storage --features kafka --bin kafka_consume -- BROKERS TOPIC`
 //!
 //! 1. **rdkafka, no processing**: one consumer (no group) assigned every partition from the
 //!    beginning, every message taken from one stream and counted with its bytes, until each
