@@ -99,17 +99,28 @@ stack-down: ## Stop the local stack and drop its data (STACK_ARGS=--keep-data ke
 stack-status: ## Up/down per stack server, with its port
 	$(STACK) status
 
+CLUSTER_SERVICES ?= kafka
+CLUSTER_CONFIG ?= deploy/local/cluster.toml
+
+.PHONY: cluster
+cluster: setup ## Start the stack's servers the cluster config uses (Kafka) and a node on deploy/local/cluster.toml
+	$(STACK) up $(CLUSTER_SERVICES)
+	$(CARGO) run --release --locked -p credence-server -- serve --config $(CLUSTER_CONFIG)
+
 .PHONY: clippy-stack
 clippy-stack: setup ## Lint the storage crate with its real-backend features
 	$(CARGO) clippy -p credence-storage --features stack --all-targets --locked -- -D warnings
 
 .PHONY: test-stack
-test-stack: setup ## Round trips through each client crate against the live stack (brings it up, then down)
+test-stack: setup ## Each client crate, the cluster backends' conformance and the end-to-end tests on them, against the live stack (brings it up, then down)
 	$(CARGO) test -p credence-storage --features stack --locked --no-run
+	$(CARGO) build --locked -p credence-server --bin credence
+	$(CARGO) test -p credence-tests --locked --test crash --no-run
 	trap '$(STACK) down' EXIT; \
 	$(STACK) up || { $(STACK) logs; exit 1; }; \
 	eval "$$($(STACK) env)"; \
-	CREDENCE_TEST_REQUIRE_STACK=1 $(CARGO) test -p credence-storage --features stack --locked --test 'stack_*'
+	CREDENCE_TEST_REQUIRE_STACK=1 $(CARGO) test -p credence-storage --features stack --locked --test 'stack_*'; \
+	CREDENCE_TEST_REQUIRE_STACK=1 $(CARGO) test -p credence-tests --locked --test crash -- kafka_bus
 
 .PHONY: bench-stack
 bench-stack: ## Bulk write rates of each stack store through its crate (needs `make stack-up`)
@@ -149,6 +160,23 @@ bench-sdk: setup ## Rust SDK: the Producer against a hand-written StreamEvents l
 	trap 'kill $$node 2>/dev/null; wait $$node 2>/dev/null; rm -rf "$$dir"' EXIT; \
 	for _ in $$(seq 100); do grep -q "listening on" "$$dir/node.out" && break; sleep 0.1; done; \
 	"$(CARGO_TARGET_DIR)/release/examples/bench_producer" --url http://127.0.0.1:50152 $(SDK_BENCH_ARGS)
+
+.PHONY: bench-kafka
+bench-kafka: setup ## The same ingest benchmark on the Kafka bus (fresh topic; needs Kafka up), then the raw consume rate of the topic it filled
+	$(CARGO) build --release --locked -p credence-server -p credence-loadgen
+	$(CARGO) build --release --locked -p credence-storage --features kafka --bin kafka_consume
+	dir="$$(mktemp -d)"; topic="credence.bench-$$(date +%s)"; \
+	CREDENCE__STORAGE__KAFKA__TOPIC="$$topic" CREDENCE__STORAGE__KAFKA__GROUP_ID="$$topic" \
+	CREDENCE__STORAGE__KAFKA__INSTANCE_ID="" \
+	"$(CARGO_TARGET_DIR)/release/credence" serve --config $(CLUSTER_CONFIG) --data-dir "$$dir/data" \
+		--listen 127.0.0.1:50171 --metrics-listen 127.0.0.1:9574 $(BENCH_NODE_ARGS) \
+		> "$$dir/node.out" 2> "$$dir/node.err" & node=$$!; \
+	trap 'kill $$node 2>/dev/null; wait $$node 2>/dev/null; rm -rf "$$dir"' EXIT; \
+	for _ in $$(seq 300); do grep -q "listening on" "$$dir/node.out" && break; sleep 0.1; done; \
+	"$(CARGO_TARGET_DIR)/release/credence-loadgen" --target http://127.0.0.1:50171 \
+		--metrics-url http://127.0.0.1:9574/metrics $(LOADGEN_ARGS); \
+	kill $$node; wait $$node 2>/dev/null; \
+	"$(CARGO_TARGET_DIR)/release/kafka_consume" 127.0.0.1:9092 "$$topic"
 
 .PHONY: clean
 clean: ## Remove the shared build directory

@@ -151,12 +151,35 @@ impl Default for PipelineSection {
     }
 }
 
-/// `[storage]`
+/// `[storage]`: which backend serves each role. For now the bus may be Kafka; every other
+/// role is embedded (the DuckDB file in `node.data_dir`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageSection {
     /// Which committer writes the pipeline's micro-batches.
     pub committer: CommitterKind,
+    /// Which backend is the bus.
+    pub bus: BusKind,
+    /// `[storage.kafka]`: the Kafka bus, when `bus = "kafka"`.
+    pub kafka: KafkaSection,
+}
+
+/// A value of a key that takes one of a few names: the choice named `value`, or an error
+/// naming the key, the choices and (a prefix of) the value. The deserializer's own error
+/// would not say where the value sat.
+fn choose<T: Copy>(key: &str, value: &str, choices: &[(&str, T)]) -> Result<T, String> {
+    if let Some((_, choice)) = choices.iter().find(|(name, _)| *name == value) {
+        return Ok(*choice);
+    }
+    let names: Vec<String> = choices
+        .iter()
+        .map(|(name, _)| format!("{name:?}"))
+        .collect();
+    let shown: String = value.chars().take(32).collect();
+    Err(format!(
+        "{key} must be {}, not {shown:?}",
+        names.join(" or ")
+    ))
 }
 
 /// `storage.committer`: how a scored micro-batch reaches the stores.
@@ -173,38 +196,188 @@ pub enum CommitterKind {
 }
 
 impl CommitterKind {
-    const TRANSACTIONAL: &'static str = "transactional";
-    const ROLE_BY_ROLE: &'static str = "role_by_role";
+    const NAMES: [(&'static str, Self); 2] = [
+        ("transactional", Self::Transactional),
+        ("role_by_role", Self::RoleByRole),
+    ];
 }
 
 impl TryFrom<String> for CommitterKind {
     type Error = String;
 
-    // The message names the key: the deserializer's error alone does not say where the
-    // value sat.
     fn try_from(value: String) -> Result<Self, String> {
-        match value.as_str() {
-            Self::TRANSACTIONAL => Ok(Self::Transactional),
-            Self::ROLE_BY_ROLE => Ok(Self::RoleByRole),
-            other => {
-                let shown: String = other.chars().take(32).collect();
-                Err(format!(
-                    "storage.committer must be {:?} or {:?}, not {shown:?}",
-                    Self::TRANSACTIONAL,
-                    Self::ROLE_BY_ROLE
-                ))
-            }
-        }
+        choose("storage.committer", &value, &Self::NAMES)
     }
 }
 
 impl From<CommitterKind> for String {
     fn from(kind: CommitterKind) -> Self {
-        match kind {
-            CommitterKind::Transactional => CommitterKind::TRANSACTIONAL,
-            CommitterKind::RoleByRole => CommitterKind::ROLE_BY_ROLE,
+        CommitterKind::NAMES
+            .iter()
+            .find(|(_, k)| *k == kind)
+            .map_or("", |(name, _)| name)
+            .to_owned()
+    }
+}
+
+/// `storage.bus`: where events in flight live.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum BusKind {
+    /// Log files in the data directory (one node).
+    #[default]
+    Embedded,
+    /// A Kafka topic (`[storage.kafka]`), shared by the nodes of a consumer group.
+    Kafka,
+}
+
+impl BusKind {
+    const NAMES: [(&'static str, Self); 2] = [("embedded", Self::Embedded), ("kafka", Self::Kafka)];
+}
+
+impl TryFrom<String> for BusKind {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, String> {
+        choose("storage.bus", &value, &Self::NAMES)
+    }
+}
+
+impl From<BusKind> for String {
+    fn from(kind: BusKind) -> Self {
+        BusKind::NAMES
+            .iter()
+            .find(|(_, k)| *k == kind)
+            .map_or("", |(name, _)| name)
+            .to_owned()
+    }
+}
+
+/// `[storage.kafka]`: the Kafka bus.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaSection {
+    /// Bootstrap brokers, `host:port[,host:port...]`.
+    pub brokers: String,
+    /// The events topic; created at start when absent.
+    pub topic: String,
+    /// Partitions of the topic (the bus partitions); an existing topic must have as many.
+    pub partitions: u32,
+    /// Replication factor of a topic created at start.
+    pub replication_factor: u16,
+    /// Consumer group of the nodes scoring the topic.
+    pub group_id: String,
+    /// Kafka `client.id`.
+    pub client_id: String,
+    /// Static group membership id (`group.instance.id`); "" for dynamic membership.
+    pub instance_id: String,
+    /// How long the start waits for the brokers.
+    #[serde(with = "duration_text")]
+    pub connect_timeout: Duration,
+    /// Group session timeout.
+    #[serde(with = "duration_text")]
+    pub session_timeout: Duration,
+    /// Longest wait in a revoke for the pipeline to stop the partitions' workers.
+    #[serde(with = "duration_text")]
+    pub revoke_timeout: Duration,
+    /// Longest wait for a record to be acknowledged before it is refused.
+    #[serde(with = "duration_text")]
+    pub delivery_timeout: Duration,
+    /// Producer linger: how long records wait to fill a batch.
+    #[serde(with = "duration_text")]
+    pub linger: Duration,
+    /// Producer batch size in bytes (per partition).
+    pub batch_bytes: u32,
+    /// Producer batch size in records.
+    pub batch_records: u32,
+    /// Read prefetch per partition, in KiB.
+    pub fetch_queue_kbytes: u32,
+    /// How often partition ends are asked from the brokers (other producers' records are
+    /// seen within this).
+    #[serde(with = "duration_text")]
+    pub end_refresh: Duration,
+}
+
+impl Default for KafkaSection {
+    fn default() -> Self {
+        Self {
+            brokers: "127.0.0.1:9092".into(),
+            topic: "credence.events".into(),
+            partitions: 4,
+            replication_factor: 1,
+            group_id: "credence".into(),
+            client_id: "credence".into(),
+            instance_id: String::new(),
+            connect_timeout: Duration::from_secs(10),
+            session_timeout: Duration::from_secs(10),
+            revoke_timeout: Duration::from_secs(30),
+            delivery_timeout: Duration::from_secs(30),
+            linger: Duration::from_millis(5),
+            batch_bytes: 1 << 20,
+            batch_records: 10_000,
+            fetch_queue_kbytes: 16 << 10,
+            end_refresh: Duration::from_millis(100),
         }
-        .to_owned()
+    }
+}
+
+impl KafkaSection {
+    /// The Kafka bus's options.
+    #[cfg(feature = "kafka")]
+    pub fn options(&self) -> credence_storage::kafka::KafkaOptions {
+        credence_storage::kafka::KafkaOptions {
+            brokers: self.brokers.clone(),
+            topic: self.topic.clone(),
+            partitions: self.partitions,
+            replication_factor: self.replication_factor,
+            group_id: self.group_id.clone(),
+            client_id: self.client_id.clone(),
+            instance_id: self.instance_id.clone(),
+            connect_timeout: self.connect_timeout,
+            session_timeout: self.session_timeout,
+            revoke_timeout: self.revoke_timeout,
+            delivery_timeout: self.delivery_timeout,
+            linger: self.linger,
+            batch_bytes: self.batch_bytes,
+            batch_records: self.batch_records,
+            fetch_queue_kbytes: self.fetch_queue_kbytes,
+            end_refresh: self.end_refresh,
+        }
+    }
+
+    /// Checks what types alone cannot (only when the bus is Kafka).
+    fn validate(&self) -> anyhow::Result<()> {
+        for (key, value) in [
+            ("brokers", &self.brokers),
+            ("topic", &self.topic),
+            ("group_id", &self.group_id),
+            ("client_id", &self.client_id),
+        ] {
+            if value.trim().is_empty() {
+                bail!("storage.kafka.{key} must not be empty");
+            }
+        }
+        if !(1..=256).contains(&self.partitions) {
+            bail!(
+                "storage.kafka.partitions must be 1..=256, not {}",
+                self.partitions
+            );
+        }
+        if self.replication_factor == 0 {
+            bail!("storage.kafka.replication_factor must be at least 1");
+        }
+        for (key, value) in [
+            ("connect_timeout", self.connect_timeout),
+            ("session_timeout", self.session_timeout),
+            ("revoke_timeout", self.revoke_timeout),
+            ("delivery_timeout", self.delivery_timeout),
+            ("end_refresh", self.end_refresh),
+        ] {
+            if value < Duration::from_millis(1) {
+                bail!("storage.kafka.{key} must be at least 1ms");
+            }
+        }
+        Ok(())
     }
 }
 
@@ -302,14 +475,19 @@ impl Config {
                 continue;
             };
             let keys: Vec<String> = path.split("__").map(str::to_lowercase).collect();
-            if keys.len() != 2 || keys.iter().any(String::is_empty) {
-                bail!("{name}: expected {ENV_PREFIX}SECTION__KEY, e.g. CREDENCE__NODE__LISTEN");
+            if !(2..=3).contains(&keys.len()) || keys.iter().any(String::is_empty) {
+                bail!(
+                    "{name}: expected {ENV_PREFIX}SECTION__KEY or {ENV_PREFIX}SECTION__TABLE__KEY, \
+                     e.g. CREDENCE__NODE__LISTEN or CREDENCE__STORAGE__KAFKA__BROKERS"
+                );
             }
-            let mut patch = toml::Table::new();
-            let mut section = toml::Table::new();
-            section.insert(keys[1].clone(), env_value(&raw));
-            patch.insert(keys[0].clone(), toml::Value::Table(section));
-            merge(&mut value, toml::Value::Table(patch));
+            // The innermost key holds the value; each outer one a table around it.
+            let patch = keys.iter().rev().fold(env_value(&raw), |inner, key| {
+                let mut table = toml::Table::new();
+                table.insert(key.clone(), inner);
+                toml::Value::Table(table)
+            });
+            merge(&mut value, patch);
         }
         let config: Config = value
             .try_into()
@@ -372,6 +550,9 @@ impl Config {
                 "analytics.max_result_bytes must be at least 1048576 and \
                  analytics.max_concurrent_queries at least 1"
             );
+        }
+        if self.storage.bus == BusKind::Kafka {
+            self.storage.kafka.validate()?;
         }
         if !self.node.metrics_listen.is_empty() {
             self.metrics_addr()?;
@@ -528,5 +709,72 @@ mod tests {
         let long = "x".repeat(500);
         let err = Config::load(None, vars(&[("CREDENCE__STORAGE__COMMITTER", &long)])).unwrap_err();
         assert!(!format!("{err:#}").contains(&long), "{err:#}");
+    }
+
+    #[test]
+    fn the_bus_is_chosen_by_name_and_kafka_mistakes_are_named() {
+        assert_eq!(Config::default().storage.bus, BusKind::Embedded);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[storage]\nbus = \"kafka\"\n[storage.kafka]\nbrokers = \"k1:9092,k2:9092\"\n\
+             partitions = 12\nlinger = \"20ms\"\n",
+        )
+        .unwrap();
+        let config = Config::load(
+            Some(&path),
+            vars(&[("CREDENCE__STORAGE__KAFKA__TOPIC", "events.v2")]),
+        )
+        .unwrap();
+        assert_eq!(config.storage.bus, BusKind::Kafka);
+        let kafka = &config.storage.kafka;
+        assert_eq!(kafka.brokers, "k1:9092,k2:9092");
+        assert_eq!(kafka.partitions, 12);
+        assert_eq!(kafka.linger, Duration::from_millis(20));
+        assert_eq!(kafka.topic, "events.v2");
+        assert_eq!(kafka.group_id, "credence");
+
+        let err = Config::load(None, vars(&[("CREDENCE__STORAGE__BUS", "redis")])).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("storage.bus must be \"embedded\" or \"kafka\""),
+            "{err:#}"
+        );
+        // An unknown key of the table is named.
+        std::fs::write(&path, "[storage.kafka]\nbroker = \"k1:9092\"\n").unwrap();
+        let err = Config::load(Some(&path), Vec::new()).unwrap_err();
+        assert!(format!("{err:#}").contains("broker"), "{err:#}");
+        for (key, value, named) in [
+            ("BROKERS", "\"\"", "storage.kafka.brokers"),
+            ("PARTITIONS", "0", "storage.kafka.partitions"),
+            ("REVOKE_TIMEOUT", "\"0s\"", "storage.kafka.revoke_timeout"),
+        ] {
+            let err = Config::load(
+                None,
+                vars(&[
+                    ("CREDENCE__STORAGE__BUS", "kafka"),
+                    (&format!("CREDENCE__STORAGE__KAFKA__{key}"), value),
+                ]),
+            )
+            .unwrap_err();
+            assert!(format!("{err:#}").contains(named), "{named}: {err:#}");
+        }
+        // Four levels is a mistake, not a silent no-op.
+        let err = Config::load(None, vars(&[("CREDENCE__A__B__C__D", "1")])).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("SECTION__TABLE__KEY"),
+            "{err:#}"
+        );
+    }
+
+    /// The config's defaults are the bus's: one place cannot drift from the other.
+    #[cfg(feature = "kafka")]
+    #[test]
+    fn kafka_defaults_are_the_bus_defaults() {
+        let section = KafkaSection::default();
+        assert_eq!(
+            section.options(),
+            credence_storage::kafka::KafkaOptions::new(&section.brokers, &section.topic)
+        );
     }
 }

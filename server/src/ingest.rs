@@ -135,7 +135,10 @@ impl Ingest {
             .div_ceil(partitions.max(1) as usize) as u64;
         for p in 0..partitions {
             let end = *stores.bus.end(p).borrow();
-            let mut from = end.saturating_sub(per_partition);
+            // Not below what the bus still holds (Kafka deletes old records by retention).
+            let mut from = end
+                .saturating_sub(per_partition)
+                .max(stores.bus.start(p).await?);
             while from < end {
                 let records = stores.bus.read(p, from, 65_536).await?;
                 let Some(&(last, _)) = records.last() else {
@@ -694,11 +697,13 @@ mod tests {
 
     /// The embedded bus behind a gate: each append says it has started, then waits for a
     /// permit, then fails or goes through as the script says (through when it is empty).
+    /// Records below `start` are gone, as Kafka's retention deletes them.
     struct GatedBus {
         inner: Arc<dyn Bus>,
         started: Semaphore,
         gate: Semaphore,
         fail: Mutex<VecDeque<bool>>,
+        start: u64,
     }
 
     #[tonic::async_trait]
@@ -723,7 +728,13 @@ mod tests {
             from: u64,
             max: usize,
         ) -> credence_storage::Result<Vec<(u64, Vec<u8>)>> {
+            if from < self.start {
+                return Err(StorageError::Backend(format!("offset {from} is gone")));
+            }
             self.inner.read(partition, from, max).await
+        }
+        async fn start(&self, _partition: u32) -> credence_storage::Result<u64> {
+            Ok(self.start)
         }
         fn end(&self, partition: u32) -> watch::Receiver<u64> {
             self.inner.end(partition)
@@ -754,6 +765,7 @@ mod tests {
             started: Semaphore::new(0),
             gate: Semaphore::new(0),
             fail: Mutex::new(VecDeque::new()),
+            start: 0,
         });
         stores.bus = bus.clone();
         let seed = credence_scorer::RuleFile::example().unwrap();
@@ -774,6 +786,43 @@ mod tests {
             bus,
             ingest: Arc::new(ingest),
         }
+    }
+
+    /// A bus whose oldest records were deleted (Kafka's retention): the start reads the
+    /// tail for recent ids from where the bus starts now, not from below it, which would fail
+    /// and keep the node from starting.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_recent_ids_are_read_from_where_the_bus_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut stores = Embedded::open(&EmbeddedOptions::new(dir.path()))
+            .unwrap()
+            .stores();
+        let records = (0..5u8)
+            .map(|i| BusRecord {
+                partition: 0,
+                payload: vec![i],
+            })
+            .collect();
+        stores.bus.append(records).await.unwrap();
+        stores.bus = Arc::new(GatedBus {
+            inner: Arc::clone(&stores.bus),
+            started: Semaphore::new(0),
+            gate: Semaphore::new(0),
+            fail: Mutex::new(VecDeque::new()),
+            start: 3,
+        });
+        let seed = credence_scorer::RuleFile::example().unwrap();
+        let catalog = Arc::new(Catalog::open(stores.clone(), &seed).await.unwrap());
+        let opened = Ingest::open(
+            stores.clone(),
+            catalog,
+            IngestSection::default(),
+            PipelineSection::default(),
+            Arc::new(Progress::new(stores.bus.partitions())),
+            Arc::new(Health::new(tonic_health::server::health_reporter().0).await),
+        )
+        .await;
+        assert!(opened.is_ok(), "{:?}", opened.err());
     }
 
     fn event(id: &str) -> pb::Event {

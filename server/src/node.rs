@@ -16,7 +16,7 @@ use tonic::codec::CompressionEncoding::Gzip;
 
 use crate::auth::Authorize;
 use crate::catalog::Catalog;
-use crate::config::{CommitterKind, Config};
+use crate::config::{BusKind, CommitterKind, Config};
 use crate::health::{Component, Health};
 use crate::ingest::{Ingest, Progress};
 use crate::listener::{self, ConnectionLimits};
@@ -51,25 +51,7 @@ pub async fn run(
     ready: impl FnOnce(Addresses),
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let mut options = EmbeddedOptions::new(&config.node.data_dir);
-    options.partitions = config.pipeline.partitions;
-    options.sync = config.pipeline.sync;
-    options
-        .memory_limit
-        .clone_from(&config.analytics.memory_limit);
-    let embedded = tokio::task::block_in_place(|| Embedded::open(&options)).with_context(|| {
-        format!(
-            "opening the data directory {}",
-            config.node.data_dir.display()
-        )
-    })?;
-    let mut stores = embedded.stores();
-    if config.storage.committer == CommitterKind::RoleByRole {
-        // The role traits written one by one, as the cluster backends do, so that path runs
-        // (and is crash-tested) against real stores.
-        stores.committer = Arc::new(Sequential(stores.clone()));
-    }
-    tracing::info!(committer = %String::from(config.storage.committer), "pipeline committer");
+    let stores = open_stores(&config).await?;
     check_committed_offsets(&stores).await?;
     let catalog = Arc::new(Catalog::open(stores.clone(), seed).await?);
     let progress = Arc::new(Progress::new(stores.bus.partitions()));
@@ -221,6 +203,78 @@ pub async fn run(
     Ok(())
 }
 
+/// Opens the stores the config names: the embedded backend in `node.data_dir` for every
+/// role, the bus on Kafka when `storage.bus = "kafka"`, written by the committer
+/// `storage.committer` chooses.
+async fn open_stores(config: &Config) -> anyhow::Result<Stores> {
+    let mut options = EmbeddedOptions::new(&config.node.data_dir);
+    options.partitions = config.pipeline.partitions;
+    options.sync = config.pipeline.sync;
+    options
+        .memory_limit
+        .clone_from(&config.analytics.memory_limit);
+    let data_dir = || {
+        format!(
+            "opening the data directory {}",
+            config.node.data_dir.display()
+        )
+    };
+    let mut stores = match config.storage.bus {
+        BusKind::Embedded => tokio::task::block_in_place(|| Embedded::open(&options))
+            .with_context(data_dir)?
+            .stores(),
+        BusKind::Kafka => {
+            let bus = open_kafka_bus(&config.storage.kafka).await?;
+            tokio::task::block_in_place(|| Embedded::stores_with_bus(&options, bus))
+                .with_context(data_dir)?
+        }
+    };
+    tracing::info!(bus = %String::from(config.storage.bus), "bus");
+    if config.storage.committer == CommitterKind::RoleByRole {
+        // The role traits written one by one, as the cluster backends do, so that path runs
+        // (and is crash-tested) against real stores.
+        stores.committer = Arc::new(Sequential(stores.clone()));
+    }
+    tracing::info!(committer = %String::from(config.storage.committer), "pipeline committer");
+    Ok(stores)
+}
+
+/// The Kafka bus of `[storage.kafka]`; errors name the key at fault.
+#[cfg(feature = "kafka")]
+async fn open_kafka_bus(
+    kafka: &crate::config::KafkaSection,
+) -> anyhow::Result<Arc<dyn credence_storage::Bus>> {
+    use credence_storage::StorageError;
+    let bus = credence_storage::kafka::KafkaBus::open(kafka.options())
+        .await
+        .map_err(|e| match e {
+            StorageError::Unavailable(_) => {
+                anyhow::anyhow!("storage.kafka.brokers = {:?}: {e}", kafka.brokers)
+            }
+            StorageError::Invalid(_) => {
+                anyhow::anyhow!("storage.kafka.partitions = {}: {e}", kafka.partitions)
+            }
+            other => anyhow::anyhow!("storage.kafka (topic {:?}): {other}", kafka.topic),
+        })?;
+    tracing::info!(brokers = %kafka.brokers, topic = %kafka.topic, group = %kafka.group_id,
+        partitions = kafka.partitions, "bus on Kafka");
+    Ok(Arc::new(bus))
+}
+
+#[cfg(not(feature = "kafka"))]
+#[allow(
+    clippy::unused_async,
+    reason = "the same signature as with the feature"
+)]
+async fn open_kafka_bus(
+    _kafka: &crate::config::KafkaSection,
+) -> anyhow::Result<Arc<dyn credence_storage::Bus>> {
+    anyhow::bail!(
+        "storage.bus = \"kafka\", but this credence binary was built without its `kafka` \
+         feature: build it with the default features"
+    )
+}
+
 /// Refuses to start when the pipeline's committed offset of a partition lies past the bus's
 /// end: records it scored are gone from the bus, and new events would get offsets already
 /// committed, which the pipeline would never score.
@@ -337,5 +391,27 @@ mod tests {
         ] {
             assert!(err.contains(part), "{part:?} missing from {err}");
         }
+    }
+
+    /// A Kafka bus nobody answers at: the start fails within the connect timeout, naming the
+    /// key and the address.
+    #[cfg(feature = "kafka")]
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_unreachable_kafka_broker_is_named_with_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.node.data_dir = dir.path().to_path_buf();
+        config.storage.bus = BusKind::Kafka;
+        config.storage.kafka.brokers = "127.0.0.1:1".into();
+        config.storage.kafka.connect_timeout = std::time::Duration::from_secs(1);
+        let Err(err) = open_stores(&config).await else {
+            panic!("a node started with no broker");
+        };
+        let err = format!("{err:#}");
+        assert!(
+            err.contains("storage.kafka.brokers = \"127.0.0.1:1\""),
+            "{err}"
+        );
+        assert!(err.contains("cannot reach the Kafka brokers"), "{err}");
     }
 }

@@ -72,6 +72,14 @@ pub trait Bus: Send + Sync {
     /// whenever records become durable: consumers wait on it instead of polling.
     fn end(&self, partition: u32) -> watch::Receiver<u64>;
 
+    /// The first offset of a partition the bus still holds: records before it were deleted
+    /// (Kafka's retention). Reading below it is an error, never a silent jump. A bus that
+    /// keeps everything (the embedded one) answers 0.
+    async fn start(&self, partition: u32) -> Result<u64> {
+        let _ = partition;
+        Ok(0)
+    }
+
     /// The partitions this node consumes, as a stream of changes: the pipeline starts a
     /// worker on [`Rebalance::Assigned`] and stops it on [`Rebalance::Revoked`].
     ///
@@ -86,4 +94,12 @@ pub trait Bus: Send + Sync {
     /// Whether appends can work, as a watch: a bus whose writes fail in a way it cannot
     /// recover from turns [`BusHealth::Failed`] (for good), and the node reports NOT_SERVING.
     fn health(&self) -> watch::Receiver<BusHealth>;
+}
+
+/// The error of a second [`Bus::rebalances`] call: a bus has one consumer.
+pub(crate) fn rebalances_taken() -> crate::error::StorageError {
+    crate::error::StorageError::Conflict(
+        "the bus's rebalances were already taken: a bus has one consumer, the node's pipeline"
+            .into(),
+    )
 }

@@ -11,7 +11,7 @@
 //! append-only log per bus partition and a DuckDB file). [`conformance`] holds the checks
 //! every backend must pass; [`crate::conformance_tests!`] expands them into tests for one backend.
 //! The cluster clients (Kafka, MongoDB protocol, CQL, InfluxDB, Dgraph) sit behind cargo
-//! features.
+//! features; [`kafka::KafkaBus`] (feature `kafka`) is the bus on Kafka.
 
 mod analytics;
 mod archive;
@@ -23,6 +23,8 @@ mod documents;
 pub mod embedded;
 mod error;
 mod graph;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 mod lists;
 mod page;
 mod series;

@@ -7,6 +7,7 @@
 //! `cargo build -p credence-server`.
 
 pub mod analytics;
+pub mod cluster;
 pub mod events;
 pub mod fixtures;
 mod node;

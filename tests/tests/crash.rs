@@ -239,38 +239,63 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_events_survive_kill_9_and_score_exactly_once() {
-    crash_test("transactional").await;
+    crash_test("transactional", Vec::new()).await;
 }
 
 /// The same with the committer cluster backends use: role by role through the role traits,
 /// so a kill can land between any two role writes of a batch.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_events_survive_kill_9_with_the_role_by_role_committer() {
-    crash_test("role_by_role").await;
+    crash_test("role_by_role", Vec::new()).await;
 }
 
-/// Runs the crash test against nodes configured with `storage.committer = committer`.
-async fn crash_test(committer: &str) {
+/// The same on the Kafka bus (every other role embedded): the node is killed between a
+/// producer's send and its acknowledgement, between a read and its commit, and restarted
+/// into the same consumer group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_events_survive_kill_9_on_the_kafka_bus() {
+    let Some(env) = credence_tests::cluster::kafka_bus_env("crash test on the Kafka bus") else {
+        return;
+    };
+    crash_test("transactional", env).await;
+}
+
+/// Runs the crash test against nodes configured with `storage.committer = committer` and
+/// the variables `env` (the bus).
+async fn crash_test(committer: &str, env: Vec<(String, String)>) {
     let _alone = ONE_AT_A_TIME.lock().await;
     let started = Instant::now();
-    tokio::time::timeout(TEST_LIMIT, run(committer))
+    let bus = env
+        .iter()
+        .find(|(k, _)| k == "CREDENCE__STORAGE__BUS")
+        .map_or("embedded", |(_, v)| v.as_str())
+        .to_owned();
+    tokio::time::timeout(TEST_LIMIT, run(committer, &bus, env))
         .await
         .expect("the crash test stops within its time limit");
-    eprintln!("committer {committer}: {:.1?}", started.elapsed());
+    eprintln!(
+        "committer {committer}, bus {bus}: {:.1?}",
+        started.elapsed()
+    );
 }
 
-async fn run(committer: &str) {
+async fn run(committer: &str, bus: &str, mut env: Vec<(String, String)>) {
+    env.push(("CREDENCE__STORAGE__COMMITTER".into(), committer.into()));
     let mut node = Node::start_with(NodeOptions {
-        env: vec![("CREDENCE__STORAGE__COMMITTER".into(), committer.into())],
+        env,
         ..NodeOptions::default()
     })
     .await
     .unwrap();
-    // The setting took: a node that ignored it would test the other committer twice.
+    // The settings took: a node that ignored them would test another setup twice.
+    let log = node.log_tail(usize::MAX);
     assert!(
-        node.log_tail(usize::MAX)
-            .contains(&format!("committer={committer}")),
+        log.contains(&format!("committer={committer}")),
         "the node does not say it commits {committer}"
+    );
+    assert!(
+        log.contains(&format!("bus={bus}")),
+        "the node does not say its bus is {bus}"
     );
     let ctx = Arc::new(Ctx {
         log: Mutex::new(Log::default()),

@@ -294,6 +294,7 @@ macro_rules! bus_conformance_tests {
     ($open:expr) => {
         $crate::conformance_checks!($open;
             bus_appends_and_reads_in_order,
+            bus_reads_from_any_offset_of_any_partition,
             bus_assigns_every_partition_to_a_sole_consumer,
         );
     };

@@ -527,11 +527,7 @@ impl Bus for FileBus {
     fn rebalances(&self) -> Result<mpsc::Receiver<Rebalance>> {
         let mut consumer = self.consumer.lock();
         if consumer.is_some() {
-            return Err(StorageError::Conflict(
-                "the bus's rebalances were already taken: a bus has one consumer, the \
-                 node's pipeline"
-                    .into(),
-            ));
+            return Err(crate::bus::rebalances_taken());
         }
         let (tx, rx) = mpsc::channel(1);
         tx.try_send(Rebalance::Assigned((0..self.partitions()).collect()))

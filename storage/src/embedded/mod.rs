@@ -31,8 +31,8 @@ use std::sync::Arc;
 pub use bus::FileBus;
 pub use duck::Duck;
 
-use crate::Stores;
 use crate::error::Result;
+use crate::{Bus, Stores};
 
 /// How to open an embedded backend.
 #[derive(Clone, Debug)]
@@ -94,18 +94,30 @@ impl Embedded {
 
     /// Every role.
     pub fn stores(&self) -> Stores {
-        Stores {
-            bus: self.bus.clone(),
-            profiles: self.duck.clone(),
-            rules: self.duck.clone(),
-            snapshots: self.duck.clone(),
-            archive: self.duck.clone(),
-            series: self.duck.clone(),
-            graph: self.duck.clone(),
-            lists: self.duck.clone(),
-            analytics: self.duck.clone(),
-            audit: self.duck.clone(),
-            committer: self.duck.clone(),
-        }
+        duck_stores(&self.duck, self.bus.clone())
+    }
+
+    /// Every role but the bus over the data directory's DuckDB file, with `bus` as the bus
+    /// (a cluster bus beside the embedded stores). No bus log files are opened or created.
+    pub fn stores_with_bus(options: &EmbeddedOptions, bus: Arc<dyn Bus>) -> Result<Stores> {
+        let duck = Duck::open(&Self::database_path(&options.data_dir), options)?;
+        Ok(duck_stores(&Arc::new(duck), bus))
+    }
+}
+
+/// `duck` for every role but the bus.
+fn duck_stores(duck: &Arc<Duck>, bus: Arc<dyn Bus>) -> Stores {
+    Stores {
+        bus,
+        profiles: duck.clone(),
+        rules: duck.clone(),
+        snapshots: duck.clone(),
+        archive: duck.clone(),
+        series: duck.clone(),
+        graph: duck.clone(),
+        lists: duck.clone(),
+        analytics: duck.clone(),
+        audit: duck.clone(),
+        committer: duck.clone(),
     }
 }

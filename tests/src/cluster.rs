@@ -1,0 +1,63 @@
+//! Nodes on the cluster backends of the local stack (`deploy/local/stack.sh`), for the
+//! end-to-end tests that run once embedded and once on the cluster config: the same test
+//! with other `CREDENCE__*` variables, never a copy of it.
+//!
+//! The endpoints come from the `CREDENCE_TEST_*` variables that `deploy/local/stack.sh env`
+//! prints. Unset, the test is skipped with a loud line on stderr, unless
+//! `CREDENCE_TEST_REQUIRE_STACK=1` (as `make test-stack` sets it): then it fails.
+
+use std::io::Write as _;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The `CREDENCE__*` variables that put a node's bus on the Kafka broker of
+/// `CREDENCE_TEST_KAFKA`, on a topic and consumer group of its own (so runs never share
+/// one), with static membership (a restarted node takes its partitions back at once, as
+/// `deploy/local/cluster.toml` does). `None`, after saying so loudly, when there is no broker.
+pub fn kafka_bus_env(test: &str) -> Option<Vec<(String, String)>> {
+    let brokers = match std::env::var("CREDENCE_TEST_KAFKA") {
+        Ok(v) if !v.trim().is_empty() => v.trim().to_owned(),
+        _ => {
+            let required = std::env::var("CREDENCE_TEST_REQUIRE_STACK").is_ok_and(|v| v == "1");
+            assert!(
+                !required,
+                "{test}: CREDENCE_TEST_KAFKA is unset but CREDENCE_TEST_REQUIRE_STACK=1"
+            );
+            // Straight to stderr: the harness swallows eprintln! of a passing test.
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n!!! SKIPPED {test}: CREDENCE_TEST_KAFKA is unset. Start Kafka with \
+                 `deploy/local/stack.sh up kafka` and `eval \"$(deploy/local/stack.sh env)\"`, \
+                 or run `make test-stack`.\n"
+            );
+            return None;
+        }
+    };
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let name = format!(
+        "credence-e2e-{}-{}",
+        std::process::id(),
+        nanos % 1_000_000_000_000
+    );
+    Some(
+        [
+            ("CREDENCE__STORAGE__BUS", "kafka".to_owned()),
+            ("CREDENCE__STORAGE__KAFKA__BROKERS", brokers),
+            ("CREDENCE__STORAGE__KAFKA__TOPIC", name.clone()),
+            (
+                "CREDENCE__STORAGE__KAFKA__GROUP_ID",
+                format!("{name}-group"),
+            ),
+            (
+                "CREDENCE__STORAGE__KAFKA__INSTANCE_ID",
+                format!("{name}-node"),
+            ),
+            // The broker's smallest: a member that went away for good frees its partitions soon.
+            ("CREDENCE__STORAGE__KAFKA__SESSION_TIMEOUT", "6s".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect(),
+    )
+}
