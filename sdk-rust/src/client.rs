@@ -408,6 +408,40 @@ impl Client {
             .await
     }
 
+    /// Opens a server stream whose answer is read whole (an analytics result): unlike
+    /// [`Client::open`], the timeout bounds the call from its start to its last message, since
+    /// the node sends the first message at once and a slow query would outlast it.
+    pub(crate) async fn collect<M, T, F, Fut>(
+        &self,
+        what: &str,
+        message: M,
+        send: F,
+    ) -> Result<Vec<T>>
+    where
+        M: Clone,
+        F: FnMut(tonic::Request<M>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<tonic::Streaming<T>>, tonic::Status>>,
+    {
+        let whole = async {
+            let stream = self.open(what, message, send).await?;
+            stream
+                .try_collect::<Vec<T>>()
+                .await
+                .map_err(|s| Error::from_status(&s, 1))
+        };
+        match self.inner.timeout {
+            Some(limit) => tokio::time::timeout(limit, whole)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Error::DeadlineExceeded {
+                        message: format!("{what} took longer than {limit:?}"),
+                        attempts: 1,
+                    })
+                }),
+            None => whole.await,
+        }
+    }
+
     async fn attempts<M, R, F, Fut>(
         &self,
         what: &str,

@@ -5,7 +5,6 @@ use std::time::Duration;
 use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, Utc};
 use credence_proto::v1 as pb;
-use futures::TryStreamExt as _;
 use futures::stream::BoxStream;
 
 use crate::client::{Page, Retry, all, follow_query, paged, rpc};
@@ -474,16 +473,12 @@ impl Client {
             max_rows: max_rows.unwrap_or(0),
             timeout: duration_opt(timeout),
         };
-        let stream = self
-            .open("RunAnalytics", request, |m| {
+        let parts: Vec<pb::RunAnalyticsResponse> = self
+            .collect("RunAnalytics", request, |m| {
                 let mut c = self.query();
                 async move { c.run_analytics(m).await }
             })
             .await?;
-        let parts: Vec<pb::RunAnalyticsResponse> = stream
-            .try_collect()
-            .await
-            .map_err(|s| Error::from_status(&s, 1))?;
         let mut result = Analytics {
             arrow_ipc: Vec::new(),
             rows: 0,
