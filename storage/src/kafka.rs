@@ -208,18 +208,7 @@ impl KafkaBus {
                 .map(|_| watch::channel(0).0)
                 .collect(),
         ));
-        {
-            let (reader, ends, timeout) = (
-                Arc::clone(&reader),
-                Arc::clone(&ends),
-                options.connect_timeout,
-            );
-            tokio::task::spawn_blocking(move || refresh_ends(&reader, &ends, timeout))
-                .await
-                .map_err(|e| {
-                    StorageError::Backend(format!("learning the partition ends: {e}"))
-                })??;
-        }
+        first_ends(&options, &reader, &ends).await?;
         let (health_tx, health) = watch::channel(BusHealth::Serving);
         let producer: FutureProducer<ProducerContext> = options
             .client("")
@@ -398,6 +387,34 @@ fn unreachable_brokers(options: &KafkaOptions, e: &KafkaError) -> StorageError {
          address is right",
         options.brokers, options.connect_timeout
     ))
+}
+
+/// The ends at open. A topic just created may have no partition leaders yet (Kafka answers
+/// "not leader for partition" for a moment), so a refusal is retried until
+/// `connect_timeout`; the last one is returned after it.
+async fn first_ends(
+    options: &KafkaOptions,
+    reader: &Arc<reader::Reader>,
+    ends: &Arc<Ends>,
+) -> Result<()> {
+    let deadline = Instant::now() + options.connect_timeout;
+    loop {
+        let (reader, ends, timeout) = (
+            Arc::clone(reader),
+            Arc::clone(ends),
+            options.connect_timeout,
+        );
+        let learned = tokio::task::spawn_blocking(move || refresh_ends(&reader, &ends, timeout))
+            .await
+            .map_err(|e| StorageError::Backend(format!("learning the partition ends: {e}")))?;
+        match learned {
+            Err(StorageError::Unavailable(why)) if Instant::now() < deadline => {
+                tracing::debug!(%why, "the bus topic's partitions are not ready yet; retrying");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Asks the brokers for the end of every partition and raises the watches.
