@@ -178,6 +178,31 @@ bench-kafka: setup ## The same ingest benchmark on the Kafka bus (fresh topic; n
 	kill $$node; wait $$node 2>/dev/null; \
 	"$(CARGO_TARGET_DIR)/release/kafka_consume" 127.0.0.1:9092 "$$topic"
 
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= ingest_request rule_config condition_eval
+FUZZ_SANITIZER ?= none
+CARGO_FUZZ_VERSION ?= 0.13.2
+CARGO_FUZZ_ROOT := $(CACHE_HOME)/credence/cargo-fuzz-$(CARGO_FUZZ_VERSION)
+FUZZ_TARGET_DIR ?= $(CACHE_HOME)/credence/target-fuzz
+FUZZ_CORPUS_DIR ?= $(CACHE_HOME)/credence/fuzz-corpus
+
+# Not part of `make test`: it needs nightly and runs for minutes. Inputs libFuzzer finds go
+# to FUZZ_CORPUS_DIR (outside the work tree); fuzz/seeds/ is read, never written. A crash
+# is written to fuzz/artifacts/TARGET/ (ignored by git) and stops the run. The sanitizer is
+# off by default: the crates forbid unsafe code, and AddressSanitizer halves the rate.
+.PHONY: fuzz
+fuzz: setup ## Build and run each fuzz target for FUZZ_SECONDS (default 60) on nightly (FUZZ_TARGETS=, FUZZ_SANITIZER=)
+	@test -x "$(CARGO_FUZZ_ROOT)/bin/cargo-fuzz" || \
+		$(CARGO) install cargo-fuzz --locked --version $(CARGO_FUZZ_VERSION) --root "$(CARGO_FUZZ_ROOT)"
+	for t in $(FUZZ_TARGETS); do \
+		mkdir -p "$(FUZZ_CORPUS_DIR)/$$t"; \
+		(cd fuzz && PATH="$(CARGO_FUZZ_ROOT)/bin:$$PATH" CARGO_TARGET_DIR="$(FUZZ_TARGET_DIR)" \
+			$(CARGO) +nightly fuzz run --sanitizer $(FUZZ_SANITIZER) "$$t" \
+			"$(FUZZ_CORPUS_DIR)/$$t" "$(CURDIR)/fuzz/seeds/$$t" -- \
+			-dict="$(CURDIR)/fuzz/dict/$$t.dict" -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+			-print_final_stats=1); \
+	done
+
 .PHONY: clean
 clean: ## Remove the shared build directory
 	rm -rf "$(CARGO_TARGET_DIR)"

@@ -100,8 +100,8 @@ impl<U: Message + Default + 'static> Decoder for ProtoDecoder<U> {
     }
 }
 
-/// `U` from its encoding; see the module docs.
-fn decode_message<U: Message + Default + 'static>(bytes: &[u8]) -> Result<U, Status> {
+/// `U` from its encoding, as the server decodes a request of type `U`; see the module docs.
+pub fn decode_message<U: Message + Default + 'static>(bytes: &[u8]) -> Result<U, Status> {
     U::decode(bytes)
         .or_else(|error| decode_batch_leniently::<U>(bytes).ok_or_else(|| invalid(&error)))
 }

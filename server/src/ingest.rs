@@ -394,78 +394,7 @@ impl Ingest {
     /// One event's problem, if any, as a reason naming the field; `latest` is the latest
     /// `occurred_at` accepted (the server clock plus `ingest.max_future`).
     fn check(&self, e: &pb::Event, latest: Timestamp) -> Result<(), String> {
-        // The same checks as `convert::event`, without building the domain event.
-        for (field, text) in [
-            ("event_id", &e.event_id),
-            ("subject_id", &e.subject_id),
-            ("event_type", &e.event_type),
-        ] {
-            if text.is_empty() {
-                return Err(format!("{field}: is required"));
-            }
-            if text.len() > MAX_ID_BYTES {
-                return Err(format!("{field}: longer than {MAX_ID_BYTES} bytes"));
-            }
-        }
-        let occurred_at = e
-            .occurred_at
-            .as_ref()
-            .ok_or_else(|| "occurred_at: is required".to_owned())
-            .and_then(|t| convert::timestamp("occurred_at", t).map_err(|err| err.to_string()))?;
-        if occurred_at < self.min_time {
-            return Err(format!(
-                "occurred_at: {occurred_at} is before the earliest time accepted ({}, \
-                 ingest.min_time)",
-                self.min_time
-            ));
-        }
-        if occurred_at > latest {
-            return Err(format!(
-                "occurred_at: {occurred_at} is more than {} ahead of the server clock \
-                 (ingest.max_future)",
-                humantime::format_duration(self.limits.max_future)
-            ));
-        }
-        if let Some(location) = &e.location {
-            for (field, x) in [
-                ("location.lat", location.lat),
-                ("location.lon", location.lon),
-            ] {
-                if !x.is_finite() {
-                    return Err(format!("{field}: {} is not a finite number", float_name(x)));
-                }
-            }
-        }
-        if let Some(payload) = &e.payload {
-            // Marked by the codec: this event's payload did not decode (nested past the
-            // decoder's recursion limit, or not valid protobuf), the rest of it did.
-            if let Some(reason) = credence_proto::codec::undecodable_payload(payload) {
-                return Err(format!(
-                    "payload: {reason} (a payload may nest at most {} levels, \
-                     ingest.max_payload_depth)",
-                    self.limits.max_payload_depth
-                ));
-            }
-            let size = payload.encoded_len();
-            if size > self.limits.max_payload_bytes {
-                return Err(format!(
-                    "payload: {size} bytes is over the {}-byte limit (ingest.max_payload_bytes)",
-                    self.limits.max_payload_bytes
-                ));
-            }
-            if let Some(problem) = non_finite("payload", payload) {
-                return Err(problem);
-            }
-            let depth = struct_depth(payload);
-            if depth > self.limits.max_payload_depth {
-                return Err(format!(
-                    "payload: nested {depth} levels deep, over the limit of {} \
-                     (ingest.max_payload_depth)",
-                    self.limits.max_payload_depth
-                ));
-            }
-        }
-        Ok(())
+        check_event(e, &self.limits, self.min_time, latest)
     }
 
     /// With auto-create off, an event for a subject with neither profile nor score is
@@ -502,6 +431,89 @@ impl Ingest {
         }
         Ok(())
     }
+}
+
+/// One event's problem, if any, as a reason naming the field: the checks ingestion makes
+/// before it appends an event (the subject's existence aside, which needs the stores).
+/// `min_time` and `latest` bound `occurred_at` (`ingest.min_time`, and the server clock plus
+/// `ingest.max_future`). Pure, so the fuzz targets can call it ([`crate::fuzzing`]).
+pub(crate) fn check_event(
+    e: &pb::Event,
+    limits: &IngestSection,
+    min_time: Timestamp,
+    latest: Timestamp,
+) -> Result<(), String> {
+    // The same checks as `convert::event`, without building the domain event.
+    for (field, text) in [
+        ("event_id", &e.event_id),
+        ("subject_id", &e.subject_id),
+        ("event_type", &e.event_type),
+    ] {
+        if text.is_empty() {
+            return Err(format!("{field}: is required"));
+        }
+        if text.len() > MAX_ID_BYTES {
+            return Err(format!("{field}: longer than {MAX_ID_BYTES} bytes"));
+        }
+    }
+    let occurred_at = e
+        .occurred_at
+        .as_ref()
+        .ok_or_else(|| "occurred_at: is required".to_owned())
+        .and_then(|t| convert::timestamp("occurred_at", t).map_err(|err| err.to_string()))?;
+    if occurred_at < min_time {
+        return Err(format!(
+            "occurred_at: {occurred_at} is before the earliest time accepted ({min_time}, \
+             ingest.min_time)"
+        ));
+    }
+    if occurred_at > latest {
+        return Err(format!(
+            "occurred_at: {occurred_at} is more than {} ahead of the server clock \
+             (ingest.max_future)",
+            humantime::format_duration(limits.max_future)
+        ));
+    }
+    if let Some(location) = &e.location {
+        for (field, x) in [
+            ("location.lat", location.lat),
+            ("location.lon", location.lon),
+        ] {
+            if !x.is_finite() {
+                return Err(format!("{field}: {} is not a finite number", float_name(x)));
+            }
+        }
+    }
+    if let Some(payload) = &e.payload {
+        // Marked by the codec: this event's payload did not decode (nested past the
+        // decoder's recursion limit, or not valid protobuf), the rest of it did.
+        if let Some(reason) = credence_proto::codec::undecodable_payload(payload) {
+            return Err(format!(
+                "payload: {reason} (a payload may nest at most {} levels, \
+                 ingest.max_payload_depth)",
+                limits.max_payload_depth
+            ));
+        }
+        let size = payload.encoded_len();
+        if size > limits.max_payload_bytes {
+            return Err(format!(
+                "payload: {size} bytes is over the {}-byte limit (ingest.max_payload_bytes)",
+                limits.max_payload_bytes
+            ));
+        }
+        if let Some(problem) = non_finite("payload", payload) {
+            return Err(problem);
+        }
+        let depth = struct_depth(payload);
+        if depth > limits.max_payload_depth {
+            return Err(format!(
+                "payload: nested {depth} levels deep, over the limit of {} \
+                 (ingest.max_payload_depth)",
+                limits.max_payload_depth
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// At most a short prefix of client text, for error messages.

@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod config;
 pub mod convert;
 pub mod error;
+pub mod fuzzing;
 pub mod health;
 pub mod ingest;
 pub mod listener;

@@ -214,7 +214,7 @@ async fn read_ahead(
 }
 
 /// What is wrong with a profile, naming the field.
-fn profile_problem(p: &pb::Profile) -> Option<String> {
+pub(crate) fn profile_problem(p: &pb::Profile) -> Option<String> {
     if p.subject_id.is_empty() {
         return Some("subject_id: is required".into());
     }

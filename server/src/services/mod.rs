@@ -2,7 +2,7 @@
 //! catalog, ingestion or stores, and map every error in one place (`crate::error`).
 
 mod graph;
-mod ingestion;
+pub(crate) mod ingestion;
 mod query;
 mod scoring;
 
