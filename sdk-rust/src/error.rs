@@ -165,7 +165,10 @@ impl Error {
     /// UNKNOWN itself, so this is the one place a broken connection can be told apart.
     pub fn from_status(status: &tonic::Status, attempts: u32) -> Self {
         use std::error::Error as _;
-        if status.code() == Code::Unknown
+        // CANCELLED with a transport source is the same: hyper cancels the calls of a
+        // connection that closes (a restarted node); a caller's own cancellation drops the
+        // call instead of returning a status.
+        if matches!(status.code(), Code::Unknown | Code::Cancelled)
             && let Some(source) = status.source()
         {
             return Self::Unavailable {
