@@ -65,12 +65,25 @@ clippy: setup ## Lint every crate and target; warnings are errors
 .PHONY: test-rust
 test-rust: setup ## Run every Rust test (unit, integration, property, doc, end-to-end against a real node)
 	$(CARGO) build --locked -p credence-server --bin credence
-	GRPCURL="$$(deploy/local/grpcurl.sh)" CREDENCE_PYTHON="$$(deploy/local/python-env.sh)" $(CARGO) test --workspace --locked
+	GRPCURL="$$(deploy/local/grpcurl.sh)" CREDENCE_PYTHON="$$(deploy/local/python-env.sh)" \
+		CREDENCE_SDK_PYTHON="$$(SDK_PROFILE=$(SDK_TEST_PROFILE) deploy/local/python-sdk.sh)" \
+		$(CARGO) test --workspace --locked
 
 .PHONY: test-e2e
 test-e2e: setup ## End-to-end tests only: a real node over gRPC, grpcurl, Python, the crash test
 	$(CARGO) build --locked -p credence-server --bin credence
-	GRPCURL="$$(deploy/local/grpcurl.sh)" CREDENCE_PYTHON="$$(deploy/local/python-env.sh)" $(CARGO) test --locked -p credence-tests --no-fail-fast
+	GRPCURL="$$(deploy/local/grpcurl.sh)" CREDENCE_PYTHON="$$(deploy/local/python-env.sh)" \
+		CREDENCE_SDK_PYTHON="$$(SDK_PROFILE=$(SDK_TEST_PROFILE) deploy/local/python-sdk.sh)" \
+		$(CARGO) test --locked -p credence-tests --no-fail-fast
+
+# The Python SDK's native module in tests: a dev build takes a fraction of a release one.
+SDK_TEST_PROFILE ?= dev
+
+.PHONY: test-python
+test-python: setup ## Python SDK only: build it into its virtualenv, then pytest and mypy --strict against a real node
+	$(CARGO) build --locked -p credence-server --bin credence
+	CREDENCE_SDK_PYTHON="$$(SDK_PROFILE=$(SDK_TEST_PROFILE) deploy/local/python-sdk.sh)" \
+		$(CARGO) test --locked -p credence-tests --test python_sdk -- --nocapture
 
 .PHONY: test-crash
 test-crash: setup ## Only the kill -9 crash test, with its progress lines
@@ -160,6 +173,21 @@ bench-sdk: setup ## Rust SDK: the Producer against a hand-written StreamEvents l
 	trap 'kill $$node 2>/dev/null; wait $$node 2>/dev/null; rm -rf "$$dir"' EXIT; \
 	for _ in $$(seq 100); do grep -q "listening on" "$$dir/node.out" && break; sleep 0.1; done; \
 	"$(CARGO_TARGET_DIR)/release/examples/bench_producer" --url http://127.0.0.1:50152 $(SDK_BENCH_ARGS)
+
+PY_BENCH_ARGS ?= --events 1000000 --rounds 3
+PY_BENCH_RUST_ARGS ?= --events 1000000 --rounds 3
+
+.PHONY: bench-python
+bench-python: setup ## Python SDK: its producer publishing 1M events from a table, and the Rust raw StreamEvents ceiling, one release node (PY_BENCH_ARGS=)
+	$(CARGO) build --release --locked -p credence-server --bin credence
+	$(CARGO) build --release --locked -p credence --example bench_producer
+	py="$$(SDK_PROFILE=release deploy/local/python-sdk.sh)"; dir="$$(mktemp -d)"; \
+	"$(CARGO_TARGET_DIR)/release/credence" dev --data-dir "$$dir/data" --listen 127.0.0.1:50153 \
+		--metrics-listen 127.0.0.1:9566 > "$$dir/node.out" 2> "$$dir/node.err" & node=$$!; \
+	trap 'kill $$node 2>/dev/null; wait $$node 2>/dev/null; rm -rf "$$dir"' EXIT; \
+	for _ in $$(seq 100); do grep -q "listening on" "$$dir/node.out" && break; sleep 0.1; done; \
+	"$(CARGO_TARGET_DIR)/release/examples/bench_producer" --url http://127.0.0.1:50153 $(PY_BENCH_RUST_ARGS); \
+	"$$py" sdk-python/examples/bench_producer.py --url http://127.0.0.1:50153 $(PY_BENCH_ARGS)
 
 .PHONY: bench-kafka
 bench-kafka: setup ## The same ingest benchmark on the Kafka bus (fresh topic; needs Kafka up), then the raw consume rate of the topic it filled
