@@ -22,12 +22,19 @@ use crate::{Error, Result};
 /// with "equal jitter": a random point in its upper half, so clients that failed together
 /// do not come back together.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(default, deny_unknown_fields)
+)]
 pub struct RetryPolicy {
     /// Attempts in all, the first included (1 = no retry).
     pub max_attempts: u32,
     /// The wait after the first failure.
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_support::secs"))]
     pub initial_backoff: Duration,
     /// The longest wait between two attempts.
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_support::secs"))]
     pub max_backoff: Duration,
 }
 
@@ -484,6 +491,7 @@ impl Client {
 
 /// One page of a listing, and the cursor to the next.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Page<T> {
     /// The items of this page.
     pub items: Vec<T>,

@@ -21,6 +21,11 @@ use tonic::Code;
 /// # }
 /// ```
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
 pub enum Error {
     /// No connection to the server could be made (wrong address, nothing listening, TLS
     /// handshake refused).
@@ -66,6 +71,10 @@ pub enum Error {
         message: String,
         /// How long the server asked to wait, when it said (`retry-after` or
         /// `grpc-retry-pushback-ms` metadata). The node sends neither today.
+        #[cfg_attr(
+            feature = "serde",
+            serde(default, with = "crate::serde_support::secs::option")
+        )]
         retry_after: Option<Duration>,
         /// Attempts made.
         attempts: u32,
@@ -138,6 +147,7 @@ pub enum Error {
     #[error("{code:?}: {message}")]
     Other {
         /// The gRPC code.
+        #[cfg_attr(feature = "serde", serde(with = "crate::serde_support::grpc_code"))]
         code: Code,
         /// The message.
         message: String,

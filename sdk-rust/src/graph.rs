@@ -9,6 +9,11 @@ use crate::{Client, Result};
 
 /// The kind of a relation (relations are undirected).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
 pub enum RelationKind {
     /// Family.
     Family,
@@ -49,6 +54,11 @@ fn kinds(kinds: &[RelationKind]) -> Vec<i32> {
 /// assert_eq!(r.weight, 0.5);
 /// ```
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(deny_unknown_fields)
+)]
 pub struct Relation {
     /// One subject.
     pub subject_id: String,
@@ -57,6 +67,10 @@ pub struct Relation {
     /// The kind.
     pub kind: RelationKind,
     /// How strong, 0 to 1 (default 1).
+    #[cfg_attr(
+        feature = "serde",
+        serde(default = "crate::serde_support::unit_weight")
+    )]
     pub weight: f64,
     /// Since when.
     pub since: Option<DateTime<Utc>>,
@@ -104,6 +118,11 @@ impl Relation {
 
 /// What names a relation.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(deny_unknown_fields)
+)]
 pub struct RelationKey {
     /// One subject.
     pub subject_id: String,
@@ -115,6 +134,7 @@ pub struct RelationKey {
 
 /// The answer to [`Client::put_relations`].
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct RelationsResult {
     /// Relations written.
     pub upserted: u32,
@@ -124,6 +144,11 @@ pub struct RelationsResult {
 
 /// How [`Client::get_neighbors`] walks the graph.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(default, deny_unknown_fields)
+)]
 pub struct NeighborQuery {
     /// Hops (0: the server's default).
     pub depth: u32,
@@ -135,6 +160,7 @@ pub struct NeighborQuery {
 
 /// A subject reached from another.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Neighbor {
     /// The subject reached.
     pub subject_id: String,
@@ -150,6 +176,7 @@ pub struct Neighbor {
 
 /// The answer to [`Client::get_neighbors`].
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Neighbors {
     /// The neighbours.
     pub neighbors: Vec<Neighbor>,
@@ -159,6 +186,7 @@ pub struct Neighbors {
 
 /// One step of a path.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct PathStep {
     /// The subject reached.
     pub subject_id: String,
@@ -170,6 +198,7 @@ pub struct PathStep {
 
 /// The answer to [`Client::find_path`].
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Path {
     /// Whether a path exists within the depth.
     pub found: bool,
@@ -179,6 +208,7 @@ pub struct Path {
 
 /// One scored neighbour's part in an association.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Contributor {
     /// The neighbour.
     pub subject_id: String,
@@ -196,6 +226,7 @@ pub struct Contributor {
 
 /// `subject.association` as rules read it, and how it is made.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Association {
     /// The value.
     pub association: f64,

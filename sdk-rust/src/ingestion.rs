@@ -12,6 +12,11 @@ use crate::{Client, Error, Result};
 
 /// Where an event happened.
 #[derive(Clone, Debug, Default, PartialEq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(default, deny_unknown_fields)
+)]
 pub struct Location {
     /// Region.
     pub region: String,
@@ -34,6 +39,11 @@ pub struct Location {
 /// assert_eq!(event.payload["days_late"], 45);
 /// ```
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(deny_unknown_fields)
+)]
 pub struct Event {
     /// The idempotency key: publishing the same id again is answered DUPLICATE.
     pub event_id: String,
@@ -42,16 +52,20 @@ pub struct Event {
     /// `financial`, `social`, `online`...
     pub event_type: String,
     /// `late_payment`, `volunteer_work`... (empty: none).
+    #[cfg_attr(feature = "serde", serde(default))]
     pub event_subtype: String,
     /// The system that reported it.
+    #[cfg_attr(feature = "serde", serde(default))]
     pub source_system: String,
     /// When it happened.
     pub occurred_at: DateTime<Utc>,
     /// Where, if known.
     pub location: Option<Location>,
     /// What rules read as `payload.*`: a JSON object.
+    #[cfg_attr(feature = "serde", serde(default))]
     pub payload: serde_json::Map<String, serde_json::Value>,
     /// A link to the evidence.
+    #[cfg_attr(feature = "serde", serde(default))]
     pub evidence_uri: String,
     /// When the node received it (set by the server; ignored when publishing).
     pub received_at: Option<DateTime<Utc>>,
@@ -180,6 +194,11 @@ pub(crate) fn short(text: &str) -> String {
 
 /// What the node did with one published event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
 pub enum EventOutcome {
     /// Stored durably; it is scored shortly.
     Accepted,
@@ -199,6 +218,7 @@ wire_enum!(
 
 /// One event's result.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct EventResult {
     /// Its position in the request.
     pub index: u32,
@@ -223,6 +243,7 @@ impl EventResult {
 
 /// The answer to [`Client::publish_events`].
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct PublishResult {
     /// Events stored.
     pub accepted: u32,
@@ -236,6 +257,7 @@ pub struct PublishResult {
 
 /// The answer to [`Client::stream_events`].
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct StreamSummary {
     /// Batches received.
     pub batches: u32,
@@ -272,24 +294,37 @@ impl StreamSummary {
 /// assert_eq!(profile.flags, ["student"]);
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(deny_unknown_fields)
+)]
 pub struct Profile {
     /// The subject's id.
     pub subject_id: String,
     /// A (fake) name.
+    #[cfg_attr(feature = "serde", serde(default))]
     pub display_name: String,
     /// Year of birth (0: unknown).
+    #[cfg_attr(feature = "serde", serde(default))]
     pub birth_year: i32,
     /// Region.
+    #[cfg_attr(feature = "serde", serde(default))]
     pub region: String,
     /// District.
+    #[cfg_attr(feature = "serde", serde(default))]
     pub district: String,
     /// Occupation.
+    #[cfg_attr(feature = "serde", serde(default))]
     pub occupation: String,
     /// Flags rules read as `subject.flags`.
+    #[cfg_attr(feature = "serde", serde(default))]
     pub flags: Vec<String>,
     /// Consents given or refused.
+    #[cfg_attr(feature = "serde", serde(default))]
     pub consent: BTreeMap<String, bool>,
     /// Other attributes rules read as `subject.attributes.*`.
+    #[cfg_attr(feature = "serde", serde(default))]
     pub attributes: BTreeMap<String, String>,
     /// When it was last written (set by the server).
     pub updated_at: Option<DateTime<Utc>>,
@@ -394,6 +429,11 @@ impl Profile {
 
 /// What the node did with one profile.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
 pub enum ProfileOutcome {
     /// It did not exist before.
     Created,
@@ -411,6 +451,7 @@ wire_enum!(
 
 /// One profile's result.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ProfileResult {
     /// Its position in the request.
     pub index: u32,
@@ -424,6 +465,7 @@ pub struct ProfileResult {
 
 /// The answer to [`Client::upsert_profiles`].
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct UpsertResult {
     /// Profiles created.
     pub created: u32,

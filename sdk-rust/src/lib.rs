@@ -8,6 +8,9 @@
 //! - [`Producer`]: batching, backpressure, retries without duplicates, per-event outcomes.
 //! - [`Error`]: one variant per gRPC code, with the server's message and the attempts made.
 //! - [`proto`]: the generated `credence.v1` types and clients, for anything else.
+//! - The `serde` feature: `Serialize` and `Deserialize` on every data type (events,
+//!   profiles, rules, configs, queries, results, errors), in a JSON shape that is a
+//!   contract: snake_case field names and enum values, RFC 3339 times, durations in seconds.
 //!
 //! ```no_run
 //! use credence::{Client, Event};
@@ -60,6 +63,8 @@ mod ingestion;
 mod producer;
 mod query;
 mod scoring;
+#[cfg(feature = "serde")]
+mod serde_support;
 mod time;
 
 pub use client::{Client, ClientBuilder, Page, RetryPolicy};

@@ -18,6 +18,11 @@ use crate::{Client, Error, Event, EventOutcome, EventResult, Result};
 
 /// Which RPC carries the batches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
 pub enum Transport {
     /// `StreamEvents`: a segment of batches per call (the default).
     Stream,
@@ -27,6 +32,7 @@ pub enum Transport {
 
 /// An event that was not simply accepted.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Outcome {
     /// The event's id.
     pub event_id: String,
@@ -36,6 +42,11 @@ pub struct Outcome {
 
 /// What happened to an event that was not simply accepted.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
 pub enum OutcomeKind {
     /// Its id was stored before. `retried`: the producer sent it more than once (after a
     /// failure), so the copy stored may well be its own first one.
@@ -55,6 +66,7 @@ pub enum OutcomeKind {
 
 /// Counts since the producer was built.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ProducerStats {
     /// Events handed to `send`.
     pub sent: u64,

@@ -15,6 +15,7 @@ use crate::{Client, Error, Result};
 
 /// A subject's profile and score ([`Client::get_profile`]).
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct SubjectView {
     /// The stored profile, if any.
     pub profile: Option<Profile>,
@@ -24,6 +25,11 @@ pub struct SubjectView {
 
 /// Which subjects [`Client::list_subjects`] lists.
 #[derive(Clone, Debug, Default, PartialEq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(default, deny_unknown_fields)
+)]
 pub struct SubjectQuery {
     /// Only this region.
     pub region: Option<String>,
@@ -41,6 +47,7 @@ pub struct SubjectQuery {
 
 /// One subject in a listing.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct SubjectSummary {
     /// The subject.
     pub subject_id: String,
@@ -58,6 +65,11 @@ pub struct SubjectSummary {
 
 /// Which points of a subject's score history [`Client::get_score_history`] reads.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(deny_unknown_fields)
+)]
 pub struct HistoryQuery {
     /// The subject.
     pub subject_id: String,
@@ -66,8 +78,10 @@ pub struct HistoryQuery {
     /// Before this time.
     pub to: Option<DateTime<Utc>>,
     /// Points per page (0: the server's default).
+    #[cfg_attr(feature = "serde", serde(default))]
     pub page_size: u32,
     /// The page to read (empty: the first).
+    #[cfg_attr(feature = "serde", serde(default))]
     pub page_token: String,
 }
 
@@ -83,6 +97,7 @@ impl HistoryQuery {
 
 /// A subject's score after one event.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ScorePoint {
     /// The event's time.
     pub at: DateTime<Utc>,
@@ -98,6 +113,11 @@ pub struct ScorePoint {
 
 /// Which archived events [`Client::list_events`] lists.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(default, deny_unknown_fields)
+)]
 pub struct EventQuery {
     /// Only this subject.
     pub subject_id: Option<String>,
@@ -115,6 +135,7 @@ pub struct EventQuery {
 
 /// How many subjects a tier holds.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct TierCount {
     /// The tier.
     pub tier: String,
@@ -126,6 +147,7 @@ pub struct TierCount {
 
 /// Subjects per tier ([`Client::get_tier_distribution`]).
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct TierDistribution {
     /// Per tier, lowest first.
     pub tiers: Vec<TierCount>,
@@ -135,6 +157,11 @@ pub struct TierDistribution {
 
 /// The time bucket of aggregates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
 pub enum AggregateWindow {
     /// Hourly.
     Hour,
@@ -146,6 +173,11 @@ wire_enum!(AggregateWindow, pb::AggregateWindow, [Hour, Day]);
 
 /// What aggregates are grouped by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
 pub enum AggregateGroupBy {
     /// Per subject.
     Subject,
@@ -163,6 +195,11 @@ wire_enum!(
 
 /// What [`Client::get_aggregates`] sums.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(deny_unknown_fields)
+)]
 pub struct AggregateQuery {
     /// The bucket.
     pub window: AggregateWindow,
@@ -179,8 +216,10 @@ pub struct AggregateQuery {
     /// Only this event type.
     pub event_type: Option<String>,
     /// Rows per page (0: the server's default).
+    #[cfg_attr(feature = "serde", serde(default))]
     pub page_size: u32,
     /// The page to read (empty: the first).
+    #[cfg_attr(feature = "serde", serde(default))]
     pub page_token: String,
 }
 
@@ -210,6 +249,7 @@ paged!(SubjectQuery, HistoryQuery, EventQuery, AggregateQuery);
 
 /// One bucket of one group.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct AggregateRow {
     /// The bucket's start.
     pub window_start: DateTime<Utc>,
@@ -229,8 +269,10 @@ pub struct AggregateRow {
 
 /// The result of an analytics query: one Arrow IPC stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Analytics {
     /// The Arrow IPC stream (schema, batches, end marker), as any Arrow reader takes it.
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_support::base64"))]
     pub arrow_ipc: Vec<u8>,
     /// Rows in it.
     pub rows: u64,

@@ -16,6 +16,11 @@ use crate::{Client, Error, Result};
 
 /// A rule's lifecycle state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
 pub enum RuleStatus {
     /// Stored, not scored.
     Draft,
@@ -29,6 +34,11 @@ wire_enum!(RuleStatus, pb::RuleStatus, [Draft, Active, Retired]);
 
 /// How a condition compares a field with its value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
 pub enum Operator {
     /// Equal.
     Eq,
@@ -60,12 +70,18 @@ wire_enum!(
 
 /// A test on one field of the event or subject (`payload.amount`, `subject.flags`...).
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(deny_unknown_fields)
+)]
 pub struct Condition {
     /// The field path.
     pub field: String,
     /// The comparison.
     pub op: Operator,
     /// The value compared with (a list for `In` / `NotIn`).
+    #[cfg_attr(feature = "serde", serde(default))]
     pub value: serde_json::Value,
 }
 
@@ -105,6 +121,11 @@ impl Condition {
 
 /// Points scaled by `factor` when `when` holds.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(deny_unknown_fields)
+)]
 pub struct Multiplier {
     /// The condition.
     pub when: Condition,
@@ -114,10 +135,16 @@ pub struct Multiplier {
 
 /// At most `max` applications of a rule per subject within `window`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(deny_unknown_fields)
+)]
 pub struct Cap {
     /// Applications allowed.
     pub max: u32,
     /// The sliding window.
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_support::secs"))]
     pub window: Duration,
 }
 
@@ -136,28 +163,44 @@ pub struct Cap {
 /// assert_eq!(rule.multipliers.len(), 1);
 /// ```
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(deny_unknown_fields)
+)]
 pub struct Rule {
     /// The rule's id.
     pub id: String,
     /// Its version (set by the server; 0 in a new rule).
+    #[cfg_attr(feature = "serde", serde(default))]
     pub version: u32,
     /// A name for people.
+    #[cfg_attr(feature = "serde", serde(default))]
     pub name: String,
     /// What it is for.
+    #[cfg_attr(feature = "serde", serde(default))]
     pub description: String,
     /// Lifecycle state.
+    #[cfg_attr(feature = "serde", serde(default = "crate::serde_support::draft"))]
     pub status: RuleStatus,
     /// The event type it applies to.
     pub event_type: String,
     /// The subtype it applies to (empty: every subtype).
+    #[cfg_attr(feature = "serde", serde(default))]
     pub event_subtype: String,
     /// All must hold for the rule to apply.
+    #[cfg_attr(feature = "serde", serde(default))]
     pub conditions: Vec<Condition>,
     /// Points added (negative: taken).
     pub points: f64,
     /// Factors applied when their condition holds.
+    #[cfg_attr(feature = "serde", serde(default))]
     pub multipliers: Vec<Multiplier>,
     /// Minimum time between two applications to one subject.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, with = "crate::serde_support::secs::option")
+    )]
     pub cooldown: Option<Duration>,
     /// At most so many applications per window.
     pub cap: Option<Cap>,
@@ -166,6 +209,7 @@ pub struct Rule {
     /// Applies to events before this time.
     pub valid_until: Option<DateTime<Utc>>,
     /// Lower runs first.
+    #[cfg_attr(feature = "serde", serde(default))]
     pub priority: i32,
     /// When this version was stored (set by the server).
     pub updated_at: Option<DateTime<Utc>>,
@@ -341,6 +385,11 @@ impl Rule {
 
 /// A tier: subjects with at least `min_score` (and below the next tier) are in it.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(deny_unknown_fields)
+)]
 pub struct Tier {
     /// Its name.
     pub name: String,
@@ -351,8 +400,14 @@ pub struct Tier {
 /// The scoring config: baseline, bounds, tiers, decay, alerts, duplicate window. Read it
 /// with [`Client::get_config`], change what you need, store it with [`Client::put_config`].
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(deny_unknown_fields)
+)]
 pub struct ScoringConfig {
     /// Its version (set by the server).
+    #[cfg_attr(feature = "serde", serde(default))]
     pub version: u32,
     /// A new subject's score.
     pub baseline: f64,
@@ -363,16 +418,29 @@ pub struct ScoringConfig {
     /// Tiers by lower bound.
     pub tiers: Vec<Tier>,
     /// The decay towards the baseline; `None`: no decay.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, with = "crate::serde_support::secs::option")
+    )]
     pub half_life: Option<Duration>,
     /// Scores whose crossing raises an alert.
     pub alert_thresholds: Vec<f64>,
     /// Whether events of unknown subjects create them.
     pub auto_create_subjects: bool,
     /// How far behind a subject's latest event an event may arrive.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, with = "crate::serde_support::secs::option")
+    )]
     pub dedup_horizon: Option<Duration>,
     /// Recent event ids kept per subject to refuse duplicates (0: the server's default).
+    #[cfg_attr(feature = "serde", serde(default))]
     pub dedup_window_events: u32,
     /// The longest cooldown or cap window a rule may have.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, with = "crate::serde_support::secs::option")
+    )]
     pub max_rule_window: Option<Duration>,
     /// When this version was stored (set by the server).
     pub updated_at: Option<DateTime<Utc>>,
@@ -439,6 +507,7 @@ impl ScoringConfig {
 
 /// A subject's current score.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ScoreSnapshot {
     /// The subject.
     pub subject_id: String,
@@ -475,6 +544,7 @@ impl ScoreSnapshot {
 
 /// One rule's effect on one subject's score: the unit of an explanation.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ScoreChange {
     /// The event that caused it.
     pub event_id: String,
@@ -527,6 +597,7 @@ impl ScoreChange {
 
 /// A score crossed a threshold or a subject changed tier.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Alert {
     /// The subject.
     pub subject_id: String,
@@ -563,6 +634,11 @@ impl Alert {
 
 /// Which rules [`Client::list_rules`] lists.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(default, deny_unknown_fields)
+)]
 pub struct RuleQuery {
     /// Only rules in this state.
     pub status: Option<RuleStatus>,
@@ -578,6 +654,7 @@ pub struct RuleQuery {
 
 /// A page of rules and the version of the rule set they belong to.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct RuleList {
     /// The rules.
     pub rules: Vec<Rule>,
@@ -589,6 +666,11 @@ pub struct RuleList {
 
 /// What [`Client::explain_score`] explains.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(deny_unknown_fields)
+)]
 pub struct ExplainQuery {
     /// The subject.
     pub subject_id: String,
@@ -597,8 +679,10 @@ pub struct ExplainQuery {
     /// Only changes before this time.
     pub to: Option<DateTime<Utc>>,
     /// Changes per page (0: the server's default).
+    #[cfg_attr(feature = "serde", serde(default))]
     pub page_size: u32,
     /// The page to read (empty: the first).
+    #[cfg_attr(feature = "serde", serde(default))]
     pub page_token: String,
 }
 
@@ -626,6 +710,7 @@ paged!(RuleQuery, ExplainQuery, ListEntryQuery);
 
 /// A subject's score and the changes that made it.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Explanation {
     /// The current score.
     pub snapshot: Option<ScoreSnapshot>,
@@ -637,6 +722,11 @@ pub struct Explanation {
 
 /// The kind of a list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "snake_case")
+)]
 pub enum ListKind {
     /// A block list.
     Block,
@@ -654,12 +744,18 @@ wire_enum!(ListKind, pb::ListKind, [Block, Allow]);
 /// assert_eq!(entry.kind, credence::ListKind::Block);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(deny_unknown_fields)
+)]
 pub struct ListEntry {
     /// The subject.
     pub subject_id: String,
     /// The list.
     pub kind: ListKind,
     /// Why.
+    #[cfg_attr(feature = "serde", serde(default))]
     pub reason: String,
     /// When it stops applying (`None`: never).
     pub expires_at: Option<DateTime<Utc>>,
@@ -717,6 +813,11 @@ impl ListEntry {
 
 /// Which entries [`Client::list_list_entries`] lists.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(default, deny_unknown_fields)
+)]
 pub struct ListEntryQuery {
     /// Only this list.
     pub kind: Option<ListKind>,
@@ -733,6 +834,11 @@ pub struct ListEntryQuery {
 /// A dry run of the engine on the node: rules, config and events in, scores out; nothing
 /// is stored.
 #[derive(Clone, Debug, Default, PartialEq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(default, deny_unknown_fields)
+)]
 pub struct Simulation {
     /// The rule set (statuses respected).
     pub rules: Vec<Rule>,
@@ -745,6 +851,10 @@ pub struct Simulation {
     /// Events, applied in this order.
     pub events: Vec<Event>,
     /// Where subjects start (a previous run's `final_state`); empty: every subject new.
+    #[cfg_attr(
+        feature = "serde",
+        serde(with = "crate::serde_support::subject_states")
+    )]
     pub initial_state: Vec<pb::SubjectState>,
     /// `subject.association` per subject (a dry run reads no graph).
     pub associations: BTreeMap<String, f64>,
@@ -752,6 +862,7 @@ pub struct Simulation {
 
 /// What a [`Simulation`] gave.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct SimulationResult {
     /// Every subject's final score.
     pub snapshots: Vec<ScoreSnapshot>,
@@ -762,6 +873,10 @@ pub struct SimulationResult {
     /// One result per event.
     pub results: Vec<EventResult>,
     /// The engine's state per subject, to start the next run from.
+    #[cfg_attr(
+        feature = "serde",
+        serde(with = "crate::serde_support::subject_states")
+    )]
     pub final_state: Vec<pb::SubjectState>,
 }
 
