@@ -89,7 +89,11 @@ impl AlertStream {
 
     /// `next` as an awaitable.
     #[pyo3(signature = (timeout=None))]
-    fn next_async<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
+    fn next_async<'py>(
+        &self,
+        py: Python<'py>,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let t = self::timeout(timeout)?;
         awaitable(py, next(Arc::clone(&self.stream), t))
     }

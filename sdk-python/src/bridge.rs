@@ -28,6 +28,7 @@ where
                 tokio::select! {
                     out = &mut fut => return Ok(out),
                     () = tokio::time::sleep(SIGNAL_CHECK) => {
+                        #[allow(clippy::redundant_closure_for_method_calls, reason = "the method is not general over the lifetime")]
                         Python::attach(|py| py.check_signals())?;
                     }
                 }

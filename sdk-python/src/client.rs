@@ -83,7 +83,11 @@ impl NativeClient {
 
     /// `connect` as an awaitable.
     #[staticmethod]
-    fn connect_async<'py>(py: Python<'py>, url: String, options: &str) -> PyResult<Bound<'py, PyAny>> {
+    fn connect_async<'py>(
+        py: Python<'py>,
+        url: String,
+        options: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let options = ClientOptions::parse(options).map_err(|e| to_py(&e))?;
         awaitable(py, async move {
             let client = connect(url, options).await.map_err(|e| to_py(&e))?;
@@ -108,7 +112,12 @@ impl NativeClient {
     }
 
     /// `call` as an awaitable.
-    fn call_async<'py>(&self, py: Python<'py>, method: String, args: String) -> PyResult<Bound<'py, PyAny>> {
+    fn call_async<'py>(
+        &self,
+        py: Python<'py>,
+        method: String,
+        args: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let client = self.checked()?.clone();
         awaitable(py, async move {
             let reply = dispatch::call(&client, &method, &args)
@@ -132,7 +141,10 @@ impl NativeClient {
     fn producer_async<'py>(&self, py: Python<'py>, options: &str) -> PyResult<Bound<'py, PyAny>> {
         let client = self.checked()?.clone();
         let options = ProducerOptions::parse(options).map_err(|e| to_py(&e))?;
-        awaitable(py, async move { NativeProducer::build(&client, options, true) })
+        awaitable(
+            py,
+            async move { NativeProducer::build(&client, options, true) },
+        )
     }
 
     /// Opens a stream of alerts (subjects crossing a threshold or changing tier), filtered

@@ -9,9 +9,8 @@ use std::time::Duration;
 
 use credence::{
     AggregateQuery, Client, Error, Event, EventQuery, ExplainQuery, HistoryQuery, ListEntry,
-    ListEntryQuery, ListKind, NeighborQuery, Page, Profile, Relation, RelationKey,
-    RelationKind, Result, Rule, RuleQuery, RuleStatus, ScoringConfig, Simulation,
-    SubjectQuery,
+    ListEntryQuery, ListKind, NeighborQuery, Page, Profile, Relation, RelationKey, RelationKind,
+    Result, Rule, RuleQuery, RuleStatus, ScoringConfig, Simulation, SubjectQuery,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -328,7 +327,8 @@ mod tests {
         let mut a = Args::parse("get_rule", r#"{"rule_id": 7, "verison": 2}"#).expect("object");
         let e = a.get::<String>("rule_id").err().map(|e| e.to_string());
         assert!(
-            e.as_deref().is_some_and(|m| m.starts_with("invalid input: get_rule: rule_id: invalid type")),
+            e.as_deref()
+                .is_some_and(|m| m.starts_with("invalid input: get_rule: rule_id: invalid type")),
             "{e:?}"
         );
         let e = a.get::<String>("subject_id").err().map(|e| e.to_string());

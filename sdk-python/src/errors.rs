@@ -66,7 +66,10 @@ fn code_name(code: tonic::Code) -> String {
 mod tests {
     #[test]
     fn code_names_are_snake_case() {
-        assert_eq!(super::code_name(tonic::Code::InvalidArgument), "invalid_argument");
+        assert_eq!(
+            super::code_name(tonic::Code::InvalidArgument),
+            "invalid_argument"
+        );
         assert_eq!(super::code_name(tonic::Code::NotFound), "not_found");
         assert_eq!(super::code_name(tonic::Code::Unavailable), "unavailable");
     }

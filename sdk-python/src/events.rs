@@ -32,16 +32,20 @@ const FIELDS: &[&str] = &[
     "payload",
 ];
 
+/// A row refused: its number (from 0 over the whole stream) and why.
+pub(crate) type Refused = (usize, String);
+
 /// The events of an IPC stream, and the rows refused with why (row numbers count from 0
 /// over the whole stream).
-pub(crate) fn from_ipc(bytes: &[u8]) -> Result<(Vec<Event>, Vec<(usize, String)>)> {
+pub(crate) fn from_ipc(bytes: &[u8]) -> Result<(Vec<Event>, Vec<Refused>)> {
     let reader = StreamReader::try_new(Cursor::new(bytes), None)
         .map_err(|e| Error::Input(format!("the table is not an Arrow IPC stream: {e}")))?;
     let mut events = Vec::new();
     let mut refused = Vec::new();
     let mut offset = 0;
     for batch in reader {
-        let batch = batch.map_err(|e| Error::Input(format!("an Arrow batch does not read: {e}")))?;
+        let batch =
+            batch.map_err(|e| Error::Input(format!("an Arrow batch does not read: {e}")))?;
         let rows = batch.num_rows();
         Batch::new(&batch)?.convert(offset, &mut events, &mut refused);
         offset += rows;
@@ -70,9 +74,9 @@ fn text(batch: &RecordBatch, name: &str) -> Result<Option<ArrayRef>> {
     match col.data_type() {
         DataType::Utf8 => Ok(Some(Arc::clone(col))),
         DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(..) | DataType::Null => {
-            cast(col, &DataType::Utf8).map(Some).map_err(|e| {
-                Error::Input(format!("column `{name}`: cannot be read as text: {e}"))
-            })
+            cast(col, &DataType::Utf8)
+                .map(Some)
+                .map_err(|e| Error::Input(format!("column `{name}`: cannot be read as text: {e}")))
         }
         other => Err(Error::Input(format!(
             "column `{name}` must be text, not {other}"
@@ -90,10 +94,12 @@ impl Batch {
             .column_by_name("occurred_at")
             .ok_or_else(|| Error::Input("the table has no `occurred_at` column".into()))?;
         let occurred_at = match at.data_type() {
-            DataType::Timestamp(_, Some(_)) => cast(at, &DataType::Timestamp(TimeUnit::Nanosecond, None))
-                .map_err(|e| Error::Input(format!("column `occurred_at`: {e}")))?
-                .as_primitive::<arrow::datatypes::TimestampNanosecondType>()
-                .clone(),
+            DataType::Timestamp(_, Some(_)) => {
+                cast(at, &DataType::Timestamp(TimeUnit::Nanosecond, None))
+                    .map_err(|e| Error::Input(format!("column `occurred_at`: {e}")))?
+                    .as_primitive::<arrow::datatypes::TimestampNanosecondType>()
+                    .clone()
+            }
             DataType::Timestamp(_, None) => {
                 return Err(Error::Input(
                     "column `occurred_at` has no time zone: a naive time is ambiguous; \
@@ -128,7 +134,7 @@ impl Batch {
         })
     }
 
-    fn convert(&self, offset: usize, events: &mut Vec<Event>, refused: &mut Vec<(usize, String)>) {
+    fn convert(&self, offset: usize, events: &mut Vec<Event>, refused: &mut Vec<Refused>) {
         for row in 0..self.event_id.len() {
             match self.event(row) {
                 Ok(e) => events.push(e),
@@ -154,17 +160,16 @@ impl Batch {
             need(&self.event_type, "event_type")?,
             at,
         );
-        let opt = |col: &Option<ArrayRef>| col.as_ref().and_then(|c| str_at(c, row));
-        if let Some(s) = opt(&self.event_subtype) {
+        if let Some(s) = opt_str(row, self.event_subtype.as_ref()) {
             event = event.subtype(s);
         }
-        if let Some(s) = opt(&self.source_system) {
+        if let Some(s) = opt_str(row, self.source_system.as_ref()) {
             event = event.source_system(s);
         }
-        if let Some(s) = opt(&self.evidence_uri) {
+        if let Some(s) = opt_str(row, self.evidence_uri.as_ref()) {
             event = event.evidence_uri(s);
         }
-        let mut payload = match opt(&self.payload) {
+        let mut payload = match opt_str(row, self.payload.as_ref()) {
             None => Map::new(),
             Some(text) => match serde_json::from_str(text) {
                 Ok(Value::Object(map)) => map,
@@ -185,13 +190,19 @@ impl Batch {
 /// A payload column as one of the types [`value_at`] reads.
 fn payload_column(name: &str, col: &ArrayRef) -> Result<ArrayRef> {
     let target = match col.data_type() {
-        DataType::Boolean | DataType::Int64 | DataType::UInt64 | DataType::Float64 | DataType::Utf8 => {
+        DataType::Boolean
+        | DataType::Int64
+        | DataType::UInt64
+        | DataType::Float64
+        | DataType::Utf8 => {
             return Ok(Arc::clone(col));
         }
         DataType::Int8 | DataType::Int16 | DataType::Int32 => DataType::Int64,
         DataType::UInt8 | DataType::UInt16 | DataType::UInt32 => DataType::UInt64,
         DataType::Float16 | DataType::Float32 => DataType::Float64,
-        DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(..) | DataType::Null => DataType::Utf8,
+        DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(..) | DataType::Null => {
+            DataType::Utf8
+        }
         other => {
             return Err(Error::Input(format!(
                 "column `{name}`: a payload column must be numbers, text or booleans, not {other}"
@@ -199,6 +210,10 @@ fn payload_column(name: &str, col: &ArrayRef) -> Result<ArrayRef> {
         }
     };
     cast(col, &target).map_err(|e| Error::Input(format!("column `{name}`: {e}")))
+}
+
+fn opt_str(row: usize, col: Option<&ArrayRef>) -> Option<&str> {
+    col.and_then(|c| str_at(c, row))
 }
 
 fn str_at(col: &ArrayRef, row: usize) -> Option<&str> {
@@ -215,11 +230,13 @@ fn value_at(col: &ArrayRef, row: usize) -> Option<Value> {
             col.as_primitive::<arrow::datatypes::Int64Type>().value(row),
         )),
         DataType::UInt64 => Some(Value::from(
-            col.as_primitive::<arrow::datatypes::UInt64Type>().value(row),
+            col.as_primitive::<arrow::datatypes::UInt64Type>()
+                .value(row),
         )),
         // NaN has no JSON form: it leaves the field out, like a null.
         DataType::Float64 => Number::from_f64(
-            col.as_primitive::<arrow::datatypes::Float64Type>().value(row),
+            col.as_primitive::<arrow::datatypes::Float64Type>()
+                .value(row),
         )
         .map(Value::Number),
         _ => Some(Value::String(col.as_string::<i32>().value(row).to_owned())),
@@ -267,9 +284,15 @@ mod tests {
             ("event_id", strings(&[Some("e1"), Some("e2")])),
             ("subject_id", strings(&[Some("s1"), Some("s2")])),
             ("event_type", strings(&[Some("financial"), Some("civic")])),
-            ("occurred_at", utc_micros(&[1_700_000_000_000_000, 1_700_000_000_000_001])),
+            (
+                "occurred_at",
+                utc_micros(&[1_700_000_000_000_000, 1_700_000_000_000_001]),
+            ),
             ("event_subtype", strings(&[Some("late_payment"), None])),
-            ("days_late", Arc::new(Int32Array::from(vec![Some(45), None]))),
+            (
+                "days_late",
+                Arc::new(Int32Array::from(vec![Some(45), None])),
+            ),
             ("amount", Arc::new(Float64Array::from(vec![1.5, 2.0]))),
             ("payload", strings(&[Some(r#"{"channel": "web"}"#), None])),
         ]);
@@ -318,15 +341,25 @@ mod tests {
             ("event_id", strings(&[Some("e1")])),
             ("subject_id", strings(&[Some("s1")])),
             ("event_type", strings(&[Some("t")])),
-            ("occurred_at", Arc::new(TimestampMicrosecondArray::from(vec![1]))),
+            (
+                "occurred_at",
+                Arc::new(TimestampMicrosecondArray::from(vec![1])),
+            ),
         ]);
         let e = from_ipc(&naive).err().map(|e| e.to_string());
-        assert!(e.as_deref().is_some_and(|m| m.contains("`occurred_at` has no time zone")), "{e:?}");
+        assert!(
+            e.as_deref()
+                .is_some_and(|m| m.contains("`occurred_at` has no time zone")),
+            "{e:?}"
+        );
         let missing = ipc(vec![
             ("event_id", strings(&[Some("e1")])),
             ("occurred_at", utc_micros(&[1])),
         ]);
         let e = from_ipc(&missing).err().map(|e| e.to_string());
-        assert_eq!(e.as_deref(), Some("invalid input: the table has no `subject_id` column"));
+        assert_eq!(
+            e.as_deref(),
+            Some("invalid input: the table has no `subject_id` column")
+        );
     }
 }

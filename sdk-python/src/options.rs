@@ -18,7 +18,9 @@ pub(crate) struct Retry {
 impl Retry {
     fn policy(&self) -> Result<RetryPolicy> {
         if self.max_attempts == 0 {
-            return Err(Error::Input("retry.max_attempts: at least 1 (the first attempt)".into()));
+            return Err(Error::Input(
+                "retry.max_attempts: at least 1 (the first attempt)".into(),
+            ));
         }
         Ok(RetryPolicy {
             max_attempts: self.max_attempts,
@@ -160,8 +162,14 @@ mod tests {
 
     #[test]
     fn unknown_options_and_bad_durations_are_named() {
-        let e = ClientOptions::parse(r#"{"timout": 1}"#).err().map(|e| e.to_string());
-        assert!(e.as_deref().is_some_and(|m| m.contains("unknown field `timout`")), "{e:?}");
+        let e = ClientOptions::parse(r#"{"timout": 1}"#)
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            e.as_deref()
+                .is_some_and(|m| m.contains("unknown field `timout`")),
+            "{e:?}"
+        );
         let e = secs("linger", -0.5).err().map(|e| e.to_string());
         assert_eq!(
             e.as_deref(),

@@ -37,7 +37,10 @@ struct Problem {
 type Problems = Arc<Mutex<Vec<Problem>>>;
 
 fn record(problems: &Problems, p: Problem) {
-    problems.lock().unwrap_or_else(PoisonError::into_inner).push(p);
+    problems
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(p);
 }
 
 /// A producer; `close` (or leaving its `with` block) waits for every acknowledgement.
@@ -54,7 +57,10 @@ fn parse_events(json: &str, problems: &Problems) -> PyResult<Vec<Event>> {
         .map_err(|e| native("input", format!("events: not a JSON list: {e}")))?;
     let mut events = Vec::with_capacity(items.len());
     for (index, item) in items.into_iter().enumerate() {
-        let event_id = item.get("event_id").and_then(Value::as_str).map(str::to_owned);
+        let event_id = item
+            .get("event_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         match serde_json::from_value::<Event>(item) {
             Ok(e) => events.push(e),
             Err(e) => record(
@@ -240,7 +246,8 @@ impl NativeProducer {
 
     /// The outcomes recorded since the last call, as a JSON list, oldest first.
     fn take_outcomes(&self) -> String {
-        let taken = std::mem::take(&mut *self.problems.lock().unwrap_or_else(PoisonError::into_inner));
+        let taken =
+            std::mem::take(&mut *self.problems.lock().unwrap_or_else(PoisonError::into_inner));
         serde_json::to_string(&taken).unwrap_or_else(|_| "[]".to_owned())
     }
 }

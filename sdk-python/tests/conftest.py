@@ -41,7 +41,7 @@ def subject() -> str:
 
 def at(minutes: float = 0) -> datetime:
     """A fixed past instant plus ``minutes``: inside the node's lateness window."""
-    return datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=2) + timedelta(minutes=minutes)
+    return datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=6) + timedelta(minutes=minutes)
 
 
 def late_payment(event_id: str, subject_id: str, minutes: float, days_late: int = 45) -> credence.Event:

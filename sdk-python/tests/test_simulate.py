@@ -47,7 +47,7 @@ def test_local_simulation_refuses_bad_rules_like_the_server(client: credence.Cli
 
 def test_a_config_with_no_decay(subject: str) -> None:
     rule = credence.Rule("flat", "civic", 10.0)
-    config = credence.ScoringConfig(half_life=None)
+    config = credence.ScoringConfig(half_life=timedelta(0))
     events = [credence.Event(f"{subject}-{i}", subject, "civic", at(i * 60)) for i in range(3)]
     result = credence.simulate([rule], config, events)
     assert [s.score for s in result.snapshots] == [1030.0]
