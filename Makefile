@@ -61,11 +61,12 @@ fmt-check: ## Fail when any Rust code is not formatted
 .PHONY: clippy
 clippy: setup ## Lint every crate and target; warnings are errors
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	$(CARGO) clippy -p credence --features local --all-targets --locked -- -D warnings
 
 .PHONY: test-rust
 test-rust: setup ## Run every Rust test (unit, integration, property, doc, end-to-end against a real node)
 	$(CARGO) build --locked -p credence-server --bin credence
-	GRPCURL="$$(deploy/local/grpcurl.sh)" CREDENCE_PYTHON="$$(deploy/local/python-env.sh)" $(CARGO) test --workspace --locked
+	GRPCURL="$$(deploy/local/grpcurl.sh)" CREDENCE_PYTHON="$$(deploy/local/python-env.sh)" $(CARGO) test --workspace --locked --features credence/local
 
 .PHONY: test-e2e
 test-e2e: setup ## End-to-end tests only: a real node over gRPC, grpcurl, Python, the crash test
@@ -83,7 +84,7 @@ grpcurl: ## Build grpcurl once (Go module proxy) and print its path
 
 .PHONY: doc
 doc: setup ## Build the API docs; a missing or broken doc is an error
-	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --locked
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --locked --features credence/local
 
 STACK := deploy/local/stack.sh
 
