@@ -10,7 +10,7 @@
 use credence_proto::codec::decode_message;
 use credence_proto::v1 as pb;
 use credence_scorer::{RuleFile, RuleSet, ScoringConfig, validate_config, validate_rule};
-use credence_server::{convert, simulation};
+use credence_simulation::convert;
 use libfuzzer_sys::fuzz_target;
 
 fn rule(bytes: &[u8]) {
@@ -92,7 +92,7 @@ fuzz_target!(|data: &[u8]| {
         1 => config(bytes),
         2 => {
             if let Ok(request) = decode_message::<pb::SimulateRequest>(bytes) {
-                let _ = simulation::simulate(&request);
+                let _ = credence_simulation::simulate(&request);
             }
         }
         3 => {

@@ -26,6 +26,27 @@ pub struct Profile {
     pub flags: Vec<String>,
 }
 
+impl Profile {
+    /// The fields rules read of a profile record whose unknown texts are empty and unknown
+    /// birth year is 0 (the contract's and the stores' form): those do not resolve.
+    pub fn from_record(
+        region: &str,
+        district: &str,
+        occupation: &str,
+        birth_year: i32,
+        flags: &[String],
+    ) -> Self {
+        let text = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+        Self {
+            region: text(region),
+            district: text(district),
+            occupation: text(occupation),
+            birth_year: (birth_year != 0).then_some(birth_year),
+            flags: flags.to_vec(),
+        }
+    }
+}
+
 /// Which list an entry puts a subject on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -9,7 +9,7 @@ mod client;
 mod dispatch;
 mod errors;
 mod events;
-// mod local;
+mod local;
 mod options;
 mod producer;
 mod runtime;
@@ -26,7 +26,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<client::Answer>()?;
     m.add_class::<producer::NativeProducer>()?;
     m.add_class::<alerts::AlertStream>()?;
-    // m.add_function(wrap_pyfunction!(local::simulate, m)?)?;
-    // m.add_function(wrap_pyfunction!(local::load_rule_file, m)?)?;
+    m.add_function(wrap_pyfunction!(local::simulate, m)?)?;
+    m.add_function(wrap_pyfunction!(local::load_rule_file, m)?)?;
     Ok(())
 }

@@ -10,8 +10,8 @@ use crate::errors::to_py;
 #[pyfunction]
 pub(crate) fn simulate(py: Python<'_>, simulation: &str) -> PyResult<String> {
     py.detach(|| {
-        let simulation: Simulation = serde_json::from_str(simulation)
-            .map_err(|e| Error::Input(format!("simulate: {e}")))?;
+        let simulation: Simulation =
+            serde_json::from_str(simulation).map_err(|e| Error::Input(format!("simulate: {e}")))?;
         let result = credence::simulate_locally(&simulation)?;
         serde_json::to_string(&result)
             .map_err(|e| Error::Protocol(format!("a result does not serialise: {e}")))

@@ -12,7 +12,8 @@ from conftest import REPO
 
 
 def test_quickstart_notebook_runs(url: str) -> None:
-    notebook = nbformat.read(REPO / "sdk-python/examples/quickstart.ipynb", as_version=4)
+    path = REPO / "sdk-python/examples/quickstart.ipynb"
+    notebook = nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call]
     os.environ["CREDENCE_URL"] = url  # the kernel inherits it
     NotebookClient(notebook, timeout=120, kernel_name="python3").execute()
     images = [

@@ -39,7 +39,9 @@ pub enum Error {
     /// A value given to the SDK is unusable; nothing was sent.
     #[error("invalid input: {0}")]
     Input(String),
-    /// The server refused the request: the message names the field and what to change.
+    /// The server refused the request: the message names the field and what to change. A
+    /// local simulation (`simulate_locally`, feature `local`) refuses with the same message
+    /// and 0 attempts.
     #[error("invalid argument: {message}")]
     InvalidArgument {
         /// The server's message.

@@ -7,6 +7,9 @@
 //!   Paged listings also come as a [`futures::Stream`] that follows the cursors.
 //! - [`Producer`]: batching, backpressure, retries without duplicates, per-event outcomes.
 //! - [`Error`]: one variant per gRPC code, with the server's message and the attempts made.
+//! - With the `local` feature: `simulate_locally`, the node's `Simulate` run in this process
+//!   (the same code, so the same numbers to the bit), and `load_rule_file`, a rule file read
+//!   as `credence rules check` reads it.
 //! - [`proto`]: the generated `credence.v1` types and clients, for anything else.
 //! - The `serde` feature: `Serialize` and `Deserialize` on every data type (events,
 //!   profiles, rules, configs, queries, results, errors), in a JSON shape that is a
@@ -60,6 +63,8 @@ mod client;
 mod error;
 mod graph;
 mod ingestion;
+#[cfg(feature = "local")]
+mod local;
 mod producer;
 mod query;
 mod scoring;
@@ -77,6 +82,8 @@ pub use ingestion::{
     Event, EventOutcome, EventResult, Location, Profile, ProfileOutcome, ProfileResult,
     PublishResult, StreamSummary, UpsertResult,
 };
+#[cfg(feature = "local")]
+pub use local::{RuleFile, load_rule_file, simulate_locally};
 pub use producer::{Outcome, OutcomeKind, Producer, ProducerBuilder, ProducerStats, Transport};
 pub use query::{
     AggregateGroupBy, AggregateQuery, AggregateRow, AggregateWindow, Analytics, EventQuery,

@@ -341,7 +341,9 @@ impl Rule {
         }
     }
 
-    pub(crate) fn from_proto(r: pb::Rule) -> Result<Self> {
+    /// A rule from the generated message (a value chrono or `std::time` cannot hold, or an
+    /// unknown enum number, is [`Error::Protocol`]).
+    pub fn from_proto(r: pb::Rule) -> Result<Self> {
         let multipliers = r
             .multipliers
             .into_iter()
@@ -463,8 +465,10 @@ impl ScoringConfig {
                     min_score: t.min_score,
                 })
                 .collect(),
-            decay: self.half_life.map(|h| pb::Decay {
-                half_life: duration_opt(Some(h)),
+            // Sent even without a half-life: a `Decay` without one turns decay off, while a
+            // left-out `Decay` would keep the server's.
+            decay: Some(pb::Decay {
+                half_life: duration_opt(self.half_life),
             }),
             alert_thresholds: self.alert_thresholds.clone(),
             auto_create_subjects: Some(self.auto_create_subjects),
@@ -475,7 +479,9 @@ impl ScoringConfig {
         }
     }
 
-    pub(crate) fn from_proto(c: pb::ScoringConfig) -> Result<Self> {
+    /// A config from the generated message (a field left out reads as zero or off, as the
+    /// server never leaves one out of a config it returns).
+    pub fn from_proto(c: pb::ScoringConfig) -> Result<Self> {
         let half_life = match &c.decay {
             Some(d) => std_duration_opt(d.half_life.as_ref())?,
             None => None,
@@ -831,8 +837,9 @@ pub struct ListEntryQuery {
     pub page_token: String,
 }
 
-/// A dry run of the engine on the node: rules, config and events in, scores out; nothing
-/// is stored.
+/// A dry run of the engine: rules, config and events in, scores out; nothing is stored. Run
+/// on the node ([`Client::simulate`]) or, with the `local` feature, in this process
+/// (`credence::simulate_locally`), with the same results.
 #[derive(Clone, Debug, Default, PartialEq)]
 #[cfg_attr(
     feature = "serde",
@@ -860,11 +867,26 @@ pub struct Simulation {
     pub associations: BTreeMap<String, f64>,
 }
 
+impl Simulation {
+    /// The simulation as the generated request.
+    pub fn to_proto(&self) -> pb::SimulateRequest {
+        pb::SimulateRequest {
+            rules: self.rules.iter().map(Rule::to_proto).collect(),
+            config: self.config.as_ref().map(ScoringConfig::to_proto),
+            profiles: self.profiles.iter().map(Profile::to_proto).collect(),
+            list_entries: self.list_entries.iter().map(ListEntry::to_proto).collect(),
+            events: self.events.iter().map(Event::to_proto).collect(),
+            initial_state: self.initial_state.clone(),
+            associations: self.associations.clone().into_iter().collect(),
+        }
+    }
+}
+
 /// What a [`Simulation`] gave.
 #[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct SimulationResult {
-    /// Every subject's final score.
+    /// Every subject's final score (`updated_at`: when the simulation ran).
     pub snapshots: Vec<ScoreSnapshot>,
     /// Every change, in order.
     pub changes: Vec<ScoreChange>,
@@ -878,6 +900,19 @@ pub struct SimulationResult {
         serde(with = "crate::serde_support::subject_states")
     )]
     pub final_state: Vec<pb::SubjectState>,
+}
+
+impl SimulationResult {
+    /// The result from the generated response.
+    pub fn from_proto(r: pb::SimulateResponse) -> Result<Self> {
+        Ok(Self {
+            snapshots: all(r.snapshots, ScoreSnapshot::from_proto)?,
+            changes: all(r.changes, ScoreChange::from_proto)?,
+            alerts: all(r.alerts, Alert::from_proto)?,
+            results: all(r.results, EventResult::from_proto)?,
+            final_state: r.final_state,
+        })
+    }
 }
 
 impl Client {
@@ -1053,29 +1088,12 @@ impl Client {
         })
     }
 
-    /// Runs a dry run of the engine on the node.
+    /// Runs a dry run of the engine on the node (with the `local` feature,
+    /// `credence::simulate_locally` runs the same code in this process).
     pub async fn simulate(&self, simulation: &Simulation) -> Result<SimulationResult> {
-        let request = pb::SimulateRequest {
-            rules: simulation.rules.iter().map(Rule::to_proto).collect(),
-            config: simulation.config.as_ref().map(ScoringConfig::to_proto),
-            profiles: simulation.profiles.iter().map(Profile::to_proto).collect(),
-            list_entries: simulation
-                .list_entries
-                .iter()
-                .map(ListEntry::to_proto)
-                .collect(),
-            events: simulation.events.iter().map(Event::to_proto).collect(),
-            initial_state: simulation.initial_state.clone(),
-            associations: simulation.associations.clone().into_iter().collect(),
-        };
+        let request = simulation.to_proto();
         let r = rpc!(self, scoring.simulate, "Simulate", Retry::Safe, request)?;
-        Ok(SimulationResult {
-            snapshots: all(r.snapshots, ScoreSnapshot::from_proto)?,
-            changes: all(r.changes, ScoreChange::from_proto)?,
-            alerts: all(r.alerts, Alert::from_proto)?,
-            results: all(r.results, EventResult::from_proto)?,
-            final_state: r.final_state,
-        })
+        SimulationResult::from_proto(r)
     }
 
     /// Puts a subject on a list (replacing its entry there).

@@ -30,9 +30,9 @@
 //!   A [`ScoringConfig`](crate::ScoringConfig) replaces the whole config, so the fields whose
 //!   omission would silently overwrite a live setting (`baseline`, `min_score`, `max_score`,
 //!   `tiers`, `alert_thresholds`, `auto_create_subjects`) are required; the ones whose
-//!   absence keeps the node's value (`half_life`, `dedup_horizon`, `max_rule_window`,
-//!   `dedup_window_events`) may be left out. (So a `null` half-life keeps the node's decay;
-//!   `0` turns decay off: the node reads a zero half-life as none.)
+//!   absence keeps the node's value (`dedup_horizon`, `max_rule_window`,
+//!   `dedup_window_events`) may be left out. A `null` (or absent) `half_life` turns decay
+//!   off, as `ScoringConfig::half_life = None` does.
 //! - Result types accept unknown fields (a newer node may add some) and require every
 //!   non-`Option` field.
 

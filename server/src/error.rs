@@ -5,37 +5,14 @@
 //! (slow down or ask for less), UNAVAILABLE (retry later), INTERNAL (a bug: report it).
 //! Nothing else in the server builds a `tonic::Status`.
 
+use credence_simulation::{SimulationError, capped};
 use credence_storage::StorageError;
 
 use crate::convert::ConvertError;
 
-/// Characters of client text an error message quotes (client input is never echoed whole).
-const QUOTED_CHARS: usize = 48;
-/// Longest status message: a backstop, so no message becomes a header the client refuses.
-const MAX_MESSAGE_BYTES: usize = 1_024;
-
-/// Client text for an error message: quoted, at most a short prefix of it.
-pub fn quote(text: &str) -> String {
-    let prefix: String = text.chars().take(QUOTED_CHARS).collect();
-    if prefix.len() < text.len() {
-        format!("{prefix:?}… ({} bytes)", text.len())
-    } else {
-        format!("{prefix:?}")
-    }
-}
-
-/// `message` cut to at most [`MAX_MESSAGE_BYTES`], at a character boundary.
-fn capped(mut message: String) -> String {
-    if message.len() > MAX_MESSAGE_BYTES {
-        let mut cut = MAX_MESSAGE_BYTES - 3;
-        while !message.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        message.truncate(cut);
-        message.push('…');
-    }
-    message
-}
+/// Client text for an error message: quoted, at most a short prefix of it (shared with the
+/// simulation, whose messages a local run must repeat word for word).
+pub use credence_simulation::quote;
 
 /// What went wrong in the server's domain layer.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +41,9 @@ pub enum Error {
     /// A rule or config the engine refuses.
     #[error(transparent)]
     Scorer(#[from] credence_scorer::ScorerError),
+    /// A simulation request refused as a whole (its message names the field).
+    #[error(transparent)]
+    Simulation(#[from] SimulationError),
     /// A storage role failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -122,7 +102,9 @@ impl Error {
     pub fn code(&self) -> tonic::Code {
         use tonic::Code;
         match self {
-            Self::InvalidArgument(_) | Self::Convert(_) | Self::Scorer(_) => Code::InvalidArgument,
+            Self::InvalidArgument(_) | Self::Convert(_) | Self::Scorer(_) | Self::Simulation(_) => {
+                Code::InvalidArgument
+            }
             Self::NotFound(_) => Code::NotFound,
             Self::FailedPrecondition(_) => Code::FailedPrecondition,
             Self::ResourceExhausted(_) => Code::ResourceExhausted,
@@ -163,20 +145,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn client_text_is_quoted_short_and_messages_are_capped() {
+    fn status_messages_are_capped() {
         let long = "x".repeat(10_000);
-        let quoted = quote(&long);
-        assert!(
-            quoted.len() < 80 && quoted.contains("10000 bytes"),
-            "{quoted}"
-        );
-        assert_eq!(quote("rule-1"), "\"rule-1\"");
         let status = tonic::Status::from(Error::NotFound(format!("é{long}")));
         assert!(
-            status.message().len() <= MAX_MESSAGE_BYTES,
+            status.message().len() <= credence_simulation::MAX_MESSAGE_BYTES,
             "{}",
             status.message().len()
         );
+    }
+
+    #[test]
+    fn a_refused_simulation_is_invalid_argument_with_its_message() {
+        let refused = Error::from(SimulationError::TooManyEvents { count: 2, max: 1 });
+        let status = tonic::Status::from(refused);
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert_eq!(status.message(), "events: at most 1 per simulation, not 2");
     }
 
     #[test]

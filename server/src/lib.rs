@@ -15,5 +15,4 @@ pub mod metrics;
 pub mod node;
 pub mod pipeline;
 pub mod services;
-pub mod simulation;
 pub mod tls;

@@ -39,14 +39,13 @@ pub struct SubjectProfile {
 impl SubjectProfile {
     /// The fields rules read; empty ones (and a birth year of 0) do not resolve.
     pub fn for_rules(&self) -> credence_scorer::Profile {
-        let text = |s: &String| (!s.is_empty()).then(|| s.clone());
-        credence_scorer::Profile {
-            region: text(&self.region),
-            district: text(&self.district),
-            occupation: text(&self.occupation),
-            birth_year: (self.birth_year != 0).then_some(self.birth_year),
-            flags: self.flags.clone(),
-        }
+        credence_scorer::Profile::from_record(
+            &self.region,
+            &self.district,
+            &self.occupation,
+            self.birth_year,
+            &self.flags,
+        )
     }
 }
 

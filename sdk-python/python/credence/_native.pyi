@@ -9,7 +9,7 @@ METHODS: list[str]
 class NativeError(Exception):
     """``args``: ``(kind, message, attempts, retry_after_seconds)``."""
 
-    args: tuple[str, str, int, float | None]  # type: ignore[assignment]
+    args: tuple[str, str, int, float | None]
 
 class Answer:
     @property

@@ -88,7 +88,7 @@ def _arrow_chunks(events: Any) -> Iterator[bytes]:
 
 
 def _events_json(events: EventLike | Iterable[EventLike]) -> str:
-    items = [events] if isinstance(events, Mapping) or hasattr(events, "event_id") else list(events)  # type: ignore[arg-type]
+    items = [events] if isinstance(events, Mapping) or hasattr(events, "event_id") else list(events)
     return dumps(items)
 
 

@@ -27,7 +27,7 @@ class Table:
         return self.arrow.__arrow_c_stream__(requested_schema)
 
     def __len__(self) -> int:
-        return self.arrow.num_rows
+        return int(self.arrow.num_rows)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return iter(self.arrow.to_pylist())
@@ -46,7 +46,8 @@ class Table:
 
     def to_pandas(self) -> pandas.DataFrame:
         """The rows as a pandas DataFrame (pandas must be installed)."""
-        return self.arrow.to_pandas()
+        frame: pandas.DataFrame = self.arrow.to_pandas()
+        return frame
 
 
 def from_rows(

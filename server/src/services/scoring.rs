@@ -15,7 +15,6 @@ use super::{Node, optional_time, page, required_id};
 use crate::auth::caller_name;
 use crate::convert;
 use crate::error::{Error, quote};
-use crate::simulation;
 
 /// Most subjects one `BatchGetScores` reads.
 const MAX_BATCH_SCORES: usize = 10_000;
@@ -315,9 +314,10 @@ impl ScoringService for ScoringApi {
     ) -> Result<Response<pb::SimulateResponse>, Status> {
         let request = request.into_inner();
         // CPU-bound and possibly long: off the async workers.
-        let response = tokio::task::spawn_blocking(move || simulation::simulate(&request))
+        let response = tokio::task::spawn_blocking(move || credence_simulation::simulate(&request))
             .await
-            .map_err(|e| Error::internal::<Error>(format!("simulation failed: {e}")))??;
+            .map_err(|e| Error::internal::<Error>(format!("simulation failed: {e}")))?
+            .map_err(Error::from)?;
         Ok(Response::new(response))
     }
 

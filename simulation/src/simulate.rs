@@ -9,22 +9,27 @@ use credence_scorer::{
 };
 
 use crate::convert::{self, ConvertError};
-use crate::error::{Error, quote};
+use crate::error::{Result, SimulationError, quote};
 
 /// Most events one simulation runs.
 pub const MAX_EVENTS: usize = 100_000;
 
-fn at(field: String) -> impl FnOnce(ConvertError) -> Error {
-    move |e| Error::from(e.within(&field))
+fn at(field: String) -> impl FnOnce(ConvertError) -> SimulationError {
+    move |e| SimulationError::from(e.within(&field))
 }
 
-/// Runs a dry run. Every refusal names the request field at fault.
-pub fn simulate(request: &pb::SimulateRequest) -> Result<pb::SimulateResponse, Error> {
+/// Runs a dry run: `Simulate` of the contract, answered as the node answers it. Every
+/// refusal names the request field at fault; an event that cannot be scored is refused in
+/// its result, not as an error.
+///
+/// Snapshots' `updated_at` is the time of the run; everything else depends on the request
+/// alone.
+pub fn simulate(request: &pb::SimulateRequest) -> Result<pb::SimulateResponse> {
     if request.events.len() > MAX_EVENTS {
-        return Err(Error::invalid(format!(
-            "events: at most {MAX_EVENTS} per simulation, not {}",
-            request.events.len()
-        )));
+        return Err(SimulationError::TooManyEvents {
+            count: request.events.len(),
+            max: MAX_EVENTS,
+        });
     }
     let mut rules = Vec::with_capacity(request.rules.len());
     for (i, r) in request.rules.iter().enumerate() {
@@ -39,8 +44,8 @@ pub fn simulate(request: &pb::SimulateRequest) -> Result<pb::SimulateResponse, E
         Some(c) => convert::config(c, &ScoringConfig::default()).map_err(at("config".into()))?,
         None => ScoringConfig::default(),
     };
-    let set = RuleSet::compile(0, rules).map_err(Error::from)?;
-    let engine = Engine::new(Arc::new(set), Arc::new(config)).map_err(Error::from)?;
+    let set = RuleSet::compile(0, rules)?;
+    let engine = Engine::new(Arc::new(set), Arc::new(config))?;
 
     let mut contexts: BTreeMap<String, SubjectContext> = BTreeMap::new();
     for p in &request.profiles {
