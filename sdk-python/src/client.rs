@@ -134,17 +134,14 @@ impl NativeClient {
         let options = ProducerOptions::parse(options).map_err(|e| to_py(&e))?;
         let rt = runtime().map_err(|e| native("runtime", e.to_string()))?;
         let _inside = rt.enter();
-        NativeProducer::build(client, options, false)
+        NativeProducer::build(client, options)
     }
 
     /// A producer for asyncio; its background task runs on the asyncio bridge's runtime.
     fn producer_async<'py>(&self, py: Python<'py>, options: &str) -> PyResult<Bound<'py, PyAny>> {
         let client = self.checked()?.clone();
         let options = ProducerOptions::parse(options).map_err(|e| to_py(&e))?;
-        awaitable(
-            py,
-            async move { NativeProducer::build(&client, options, true) },
-        )
+        awaitable(py, async move { NativeProducer::build(&client, options) })
     }
 
     /// Opens a stream of alerts (subjects crossing a threshold or changing tier), filtered

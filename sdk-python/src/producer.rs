@@ -116,7 +116,7 @@ fn stats_json(s: &credence::ProducerStats) -> String {
 
 impl NativeProducer {
     /// Builds a producer on `client`; must run inside the runtime that will host its task.
-    pub(crate) fn build(client: &Client, options: ProducerOptions, _async: bool) -> PyResult<Self> {
+    pub(crate) fn build(client: &Client, options: ProducerOptions) -> PyResult<Self> {
         let problems: Problems = Arc::default();
         let sink = Arc::clone(&problems);
         let builder = options

@@ -12,7 +12,7 @@ from typing import Any, Generic, TypeVar
 import pyarrow as pa
 
 from . import _native, table
-from ._codec import decode, dumps, to_wire
+from ._codec import decode, dumps
 from .table import Table
 from .types import (
     Association,
@@ -38,7 +38,6 @@ from .types import (
     UpsertResult,
     AggregateGroupBy,
     AggregateWindow,
-    RuleStatus as _RuleStatus,
 )
 
 T = TypeVar("T")
@@ -160,7 +159,7 @@ def list_rules(
     return _req("list_rules", {"query": q}, _json(RuleList))
 
 
-def set_rule_status(rule_id: str, status: _RuleStatus) -> Req[Rule]:
+def set_rule_status(rule_id: str, status: RuleStatus) -> Req[Rule]:
     return _req("set_rule_status", {"rule_id": rule_id, "status": status}, _json(Rule))
 
 
@@ -273,8 +272,3 @@ def find_path(
 def get_association(subject_id: str, depth: int, kinds: Sequence[RelationKind]) -> Req[Association]:
     args = {"subject_id": subject_id, "depth": depth, "relation_kinds": list(kinds)}
     return _req("get_association", args, _json(Association))
-
-
-def wire(value: Any) -> Any:
-    """Re-exported for the producer: events as JSON data."""
-    return to_wire(value)

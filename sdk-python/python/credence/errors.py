@@ -29,6 +29,9 @@ __all__ = [
 ]
 
 
+_LOCAL_KINDS = frozenset({"connect", "input", "protocol", "closed", "fork"})
+
+
 class CredenceError(Exception):
     """Any error of the SDK.
 
@@ -56,7 +59,11 @@ class CredenceError(Exception):
         self.retry_after = retry_after
 
     def __str__(self) -> str:
-        return f"{self.code}: {self.message}" if self.code not in ("input", "connect") else self.message
+        # Errors found on this side carry whole sentences ("cannot connect to ..."); the
+        # server's messages read better after their code.
+        if self.code in _LOCAL_KINDS:
+            return self.message
+        return f"{self.code}: {self.message}"
 
 
 class InvalidArgument(CredenceError):
