@@ -140,7 +140,7 @@ bench-stack: ## Bulk write rates of each stack store through its crate (needs `m
 	eval "$$($(STACK) env)"; $(CARGO) run --release -p credence-storage --features stack --example stack_bench
 
 .PHONY: test
-test: fmt-check clippy clippy-stack test-rust doc test-stack ## Everything CI runs: format, lints, all tests, docs, the real stack
+test: fmt-check clippy clippy-stack fuzz-smoke test-rust doc test-stack ## Everything CI runs: format, lints, fuzz smoke, all tests, docs, the real stack
 
 .PHONY: bench
 bench: setup ## Run the criterion benchmarks (scoring engine, embedded micro-batch commit)
@@ -207,29 +207,49 @@ bench-kafka: setup ## The same ingest benchmark on the Kafka bus (fresh topic; n
 	"$(CARGO_TARGET_DIR)/release/kafka_consume" 127.0.0.1:9092 "$$topic"
 
 FUZZ_SECONDS ?= 60
+FUZZ_SMOKE_SECONDS ?= 15
 FUZZ_TARGETS ?= ingest_request rule_config condition_eval
 FUZZ_SANITIZER ?= none
+FUZZ_TOOLCHAIN ?= nightly
 CARGO_FUZZ_VERSION ?= 0.13.2
 CARGO_FUZZ_ROOT := $(CACHE_HOME)/credence/cargo-fuzz-$(CARGO_FUZZ_VERSION)
 FUZZ_TARGET_DIR ?= $(CACHE_HOME)/credence/target-fuzz
 FUZZ_CORPUS_DIR ?= $(CACHE_HOME)/credence/fuzz-corpus
+CARGO_FUZZ = cd fuzz && PATH="$(CARGO_FUZZ_ROOT)/bin:$$PATH" CARGO_TARGET_DIR="$(FUZZ_TARGET_DIR)" \
+	$(CARGO) +$(FUZZ_TOOLCHAIN) fuzz
 
-# Not part of `make test`: it needs nightly and runs for minutes. Inputs libFuzzer finds go
-# to FUZZ_CORPUS_DIR (outside the work tree); fuzz/seeds/ is read, never written. A crash
-# is written to fuzz/artifacts/TARGET/ (ignored by git) and stops the run. The sanitizer is
-# off by default: the crates forbid unsafe code, and AddressSanitizer halves the rate.
-.PHONY: fuzz
-fuzz: setup ## Build and run each fuzz target for FUZZ_SECONDS (default 60) on nightly (FUZZ_TARGETS=, FUZZ_SANITIZER=)
+# Inputs libFuzzer finds go to FUZZ_CORPUS_DIR (outside the work tree); fuzz/seeds/ is read,
+# never written. A crash is written to fuzz/artifacts/TARGET/ (ignored by git) and stops the
+# run, and make fails. The sanitizer is off by default: the crates forbid unsafe code, and
+# AddressSanitizer halves the rate. All targets build in one cargo invocation; `cargo fuzz
+# run` then finds them up to date. FUZZ_TOOLCHAIN is installed through rustup if missing.
+.PHONY: fuzz-build
+fuzz-build: setup ## Install what fuzzing needs once (nightly through rustup, cargo-fuzz into the cache) and build the fuzz targets
+	@rustup run $(FUZZ_TOOLCHAIN) rustc --version >/dev/null 2>&1 || \
+		rustup toolchain install $(FUZZ_TOOLCHAIN) --profile minimal
 	@test -x "$(CARGO_FUZZ_ROOT)/bin/cargo-fuzz" || \
 		$(CARGO) install cargo-fuzz --locked --version $(CARGO_FUZZ_VERSION) --root "$(CARGO_FUZZ_ROOT)"
-	for t in $(FUZZ_TARGETS); do \
+	$(CARGO_FUZZ) build --sanitizer $(FUZZ_SANITIZER)
+
+# $(call run_fuzz,SECONDS,LIBFUZZER_FLAGS): each of FUZZ_TARGETS in turn for SECONDS.
+run_fuzz = for t in $(FUZZ_TARGETS); do \
 		mkdir -p "$(FUZZ_CORPUS_DIR)/$$t"; \
-		(cd fuzz && PATH="$(CARGO_FUZZ_ROOT)/bin:$$PATH" CARGO_TARGET_DIR="$(FUZZ_TARGET_DIR)" \
-			$(CARGO) +nightly fuzz run --sanitizer $(FUZZ_SANITIZER) "$$t" \
+		($(CARGO_FUZZ) run --sanitizer $(FUZZ_SANITIZER) "$$t" \
 			"$(FUZZ_CORPUS_DIR)/$$t" "$(CURDIR)/fuzz/seeds/$$t" -- \
-			-dict="$(CURDIR)/fuzz/dict/$$t.dict" -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
-			-print_final_stats=1); \
+			-dict="$(CURDIR)/fuzz/dict/$$t.dict" -max_total_time=$(1) -timeout=10 \
+			-print_final_stats=1 $(2)); \
 	done
+
+.PHONY: fuzz
+fuzz: fuzz-build ## Run each fuzz target for FUZZ_SECONDS (default 60) on nightly (FUZZ_TARGETS=, FUZZ_SANITIZER=)
+	$(call run_fuzz,$(FUZZ_SECONDS))
+
+# Part of `make test`: the same build, each target briefly from the seeds and what earlier
+# runs found, quietly (libFuzzer still prints a crash and the final stats). About 50 s warm;
+# the first build takes minutes (docs/SECURITY.md, "Fuzzing").
+.PHONY: fuzz-smoke
+fuzz-smoke: fuzz-build ## Run each fuzz target for FUZZ_SMOKE_SECONDS (default 15): the smoke test in `make test`
+	$(call run_fuzz,$(FUZZ_SMOKE_SECONDS),-verbosity=0 -print_funcs=0)
 
 .PHONY: clean
 clean: ## Remove the shared build directory
