@@ -16,7 +16,7 @@ from . import _native
 from . import _requests as rq
 from ._codec import decode, dumps
 from ._requests import ConfigLike, EventLike, Explanation, ProfileLike, Req, RuleLike, Scores
-from .errors import ClosedError, from_native
+from .errors import ClosedError, native_errors
 from .table import Table, concat
 from .types import (
     AggregateGroupBy,
@@ -108,26 +108,20 @@ class Producer:
         """Queues one event (an ``Event`` or a dict), a list of them, or a table of them
         (pyarrow, pandas or polars; see the README for its columns). Returns how many were
         queued; the rest are ``invalid`` outcomes."""
-        try:
+        with native_errors():
             if _is_table(events):
                 return sum(self._native.send_table(chunk) for chunk in _arrow_chunks(events))
             return self._native.send(_events_json(events))
-        except _native.NativeError as e:
-            raise from_native(e) from None
 
     def flush(self) -> None:
         """Waits until everything sent so far is acknowledged."""
-        try:
+        with native_errors():
             self._native.flush()
-        except _native.NativeError as e:
-            raise from_native(e) from None
 
     def close(self) -> ProducerStats:
         """Flushes and stops; returns the final counts."""
-        try:
+        with native_errors():
             return decode(ProducerStats, json.loads(self._native.close()))
-        except _native.NativeError as e:
-            raise from_native(e) from None
 
     def stats(self) -> ProducerStats:
         """The counts so far."""
@@ -156,29 +150,23 @@ class AsyncProducer:
 
     async def send(self, events: Any) -> int:
         """See ``Producer.send``."""
-        try:
+        with native_errors():
             if _is_table(events):
                 n = 0
                 for chunk in _arrow_chunks(events):
                     n += await self._native.send_table_async(chunk)
                 return n
             return await self._native.send_async(_events_json(events))
-        except _native.NativeError as e:
-            raise from_native(e) from None
 
     async def flush(self) -> None:
         """See ``Producer.flush``."""
-        try:
+        with native_errors():
             await self._native.flush_async()
-        except _native.NativeError as e:
-            raise from_native(e) from None
 
     async def close(self) -> ProducerStats:
         """See ``Producer.close``."""
-        try:
+        with native_errors():
             return decode(ProducerStats, json.loads(await self._native.close_async()))
-        except _native.NativeError as e:
-            raise from_native(e) from None
 
     def stats(self) -> ProducerStats:
         """The counts so far."""
@@ -215,10 +203,8 @@ class AlertWatch:
     def next(self, timeout: timedelta | float | None = None) -> Alert | None:
         """The next alert, or ``None`` after ``timeout`` (or when the stream ended)."""
         seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
-        try:
+        with native_errors():
             item = self._native.next(seconds)
-        except _native.NativeError as e:
-            raise from_native(e) from None
         self.ended = item[0]
         return _alert(item)
 
@@ -250,10 +236,8 @@ class AsyncAlertWatch:
     async def next(self, timeout: timedelta | float | None = None) -> Alert | None:
         """The next alert, or ``None`` after ``timeout`` (or when the stream ended)."""
         seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
-        try:
+        with native_errors():
             item = await self._native.next_async(seconds)
-        except _native.NativeError as e:
-            raise from_native(e) from None
         self.ended = item[0]
         return _alert(item)
 
@@ -313,10 +297,8 @@ class Client:
     ) -> None:
         options = _connect_options(timeout, connect_timeout, retry, keep_alive, token,
                                    ca_certificate, tls_domain, gzip)
-        try:
+        with native_errors():
             self._native: _native.NativeClient | None = _native.NativeClient.connect(url, options)
-        except _native.NativeError as e:
-            raise from_native(e) from None
         self.url = url
 
     def _client(self) -> _native.NativeClient:
@@ -325,10 +307,8 @@ class Client:
         return self._native
 
     def _do(self, req: Req[T]) -> T:
-        try:
+        with native_errors():
             answer = self._client().call(req.method, req.args)
-        except _native.NativeError as e:
-            raise from_native(e) from None
         return req.read(answer)
 
     def _pages(self, first: Req[Table], next_page: Any) -> Table:
@@ -366,10 +346,8 @@ class Client:
     ) -> Producer:
         """A batching producer (the Rust SDK's) on this connection."""
         options = _producer_options(batch_events, batch_bytes, linger, queue_events, in_flight, retry, transport)
-        try:
+        with native_errors():
             return Producer(self._client().producer(options))
-        except _native.NativeError as e:
-            raise from_native(e) from None
 
     # Scoring
 
@@ -442,10 +420,8 @@ class Client:
     def watch_alerts(self, subject_ids: Sequence[str] = (), new_tiers: Sequence[str] = ()) -> AlertWatch:
         """Alerts from now on (a subject crossing an alert threshold or changing tier),
         only for ``subject_ids`` and ``new_tiers`` when given."""
-        try:
+        with native_errors():
             return AlertWatch(self._client().watch_alerts(list(subject_ids), list(new_tiers)))
-        except _native.NativeError as e:
-            raise from_native(e) from None
 
     # Query
 
@@ -551,10 +527,8 @@ class AsyncClient:
         """Connects (see ``Client`` for the options)."""
         options = _connect_options(timeout, connect_timeout, retry, keep_alive, token,
                                    ca_certificate, tls_domain, gzip)
-        try:
+        with native_errors():
             native = await _native.NativeClient.connect_async(url, options)
-        except _native.NativeError as e:
-            raise from_native(e) from None
         return cls(native, url)
 
     def _client(self) -> _native.NativeClient:
@@ -563,10 +537,8 @@ class AsyncClient:
         return self._native
 
     async def _do(self, req: Req[T]) -> T:
-        try:
+        with native_errors():
             answer = await self._client().call_async(req.method, req.args)
-        except _native.NativeError as e:
-            raise from_native(e) from None
         return req.read(answer)
 
     async def _pages(self, first: Req[Table], next_page: Any) -> Table:
@@ -601,10 +573,8 @@ class AsyncClient:
     ) -> AsyncProducer:
         """See ``Client.producer``."""
         options = _producer_options(batch_events, batch_bytes, linger, queue_events, in_flight, retry, transport)
-        try:
+        with native_errors():
             return AsyncProducer(await self._client().producer_async(options))
-        except _native.NativeError as e:
-            raise from_native(e) from None
 
     async def get_score(self, subject_id: str) -> ScoreSnapshot:
         """See ``Client.get_score``."""
@@ -673,10 +643,8 @@ class AsyncClient:
 
     async def watch_alerts(self, subject_ids: Sequence[str] = (), new_tiers: Sequence[str] = ()) -> AsyncAlertWatch:
         """See ``Client.watch_alerts``."""
-        try:
+        with native_errors():
             native = await self._client().watch_alerts_async(list(subject_ids), list(new_tiers))
-        except _native.NativeError as e:
-            raise from_native(e) from None
         return AsyncAlertWatch(native)
 
     async def get_profile(self, subject_id: str) -> SubjectView:

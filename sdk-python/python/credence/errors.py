@@ -4,6 +4,7 @@ plus the errors found on this side (connecting, bad input, a closed producer, fo
 from __future__ import annotations
 
 from datetime import timedelta
+from types import TracebackType
 
 from . import _native
 
@@ -198,3 +199,21 @@ def from_native(error: _native.NativeError) -> CredenceError:
     cls = _BY_CODE.get(kind, CredenceError)
     wait = None if retry_after is None else timedelta(seconds=retry_after)
     return cls(message, code=kind, attempts=attempts, retry_after=wait)
+
+
+class native_errors:  # noqa: N801 (used as `with native_errors():`, like a function)
+    """Turns an error of the native module raised in its block into the public exception.
+    ``__exit__`` returns ``None``: it never swallows an exception (so type checkers know a
+    block that returns does return)."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if isinstance(value, _native.NativeError):
+            raise from_native(value) from None

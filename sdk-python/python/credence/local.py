@@ -12,7 +12,7 @@ from . import _native
 from . import _requests as rq
 from ._codec import decode, dumps
 from ._requests import ConfigLike, EventLike, ProfileLike, RuleLike
-from .errors import from_native
+from .errors import native_errors
 from .types import ListEntry, Rule, ScoringConfig, SimulationResult
 
 __all__ = ["load_config", "load_rules", "simulate"]
@@ -30,18 +30,14 @@ def simulate(
     """Scores ``events`` with ``rules`` and ``config`` (``None``: the default config) in
     this process. A bad input raises ``InvalidArgument`` with the message a node would send."""
     sim = rq.simulation(rules, config, events, profiles, lists, associations)
-    try:
+    with native_errors():
         text = _native.simulate(dumps(sim))
-    except _native.NativeError as e:
-        raise from_native(e) from None
     return decode(SimulationResult, json.loads(text))
 
 
 def _rule_file(path: str | os.PathLike[str]) -> dict[str, Any]:
-    try:
+    with native_errors():
         result: dict[str, Any] = json.loads(_native.load_rule_file(os.fspath(path)))
-    except _native.NativeError as e:
-        raise from_native(e) from None
     return result
 
 
