@@ -36,7 +36,7 @@ setup: ## Install the toolchain parts the build needs (rustfmt, clippy, DuckDB l
 	$(CARGO) fetch --locked
 
 .PHONY: dev
-dev: setup ## Start a node: all four services on 127.0.0.1:50051, data in ./.credence (DEV_ARGS=)
+dev: setup ## Start a node: all four services on 127.0.0.1:50051, the dashboard on http://127.0.0.1:8080/, data in ./.credence (DEV_ARGS=)
 	$(CARGO) run --release --locked -p credence-server -- dev $(DEV_ARGS)
 
 .PHONY: run
@@ -67,6 +67,7 @@ test-rust: setup ## Run every Rust test (unit, integration, property, doc, end-t
 	$(CARGO) build --locked -p credence-server --bin credence
 	GRPCURL="$$(deploy/local/grpcurl.sh)" CREDENCE_PYTHON="$$(deploy/local/python-env.sh)" \
 		CREDENCE_SDK_PYTHON="$$(SDK_PROFILE=$(SDK_TEST_PROFILE) deploy/local/python-sdk.sh)" \
+		CREDENCE_BROWSER_DEPS="$$(deploy/local/browser.sh)" \
 		$(CARGO) test --workspace --locked
 
 .PHONY: test-e2e
@@ -74,6 +75,7 @@ test-e2e: setup ## End-to-end tests only: a real node over gRPC, grpcurl, Python
 	$(CARGO) build --locked -p credence-server --bin credence
 	GRPCURL="$$(deploy/local/grpcurl.sh)" CREDENCE_PYTHON="$$(deploy/local/python-env.sh)" \
 		CREDENCE_SDK_PYTHON="$$(SDK_PROFILE=$(SDK_TEST_PROFILE) deploy/local/python-sdk.sh)" \
+		CREDENCE_BROWSER_DEPS="$$(deploy/local/browser.sh)" \
 		$(CARGO) test --locked -p credence-tests --no-fail-fast
 
 # The Python SDK's native module in tests: a dev build takes a fraction of a release one.
@@ -84,6 +86,12 @@ test-python: setup ## Python SDK only: build it into its virtualenv, then pytest
 	$(CARGO) build --locked -p credence-server --bin credence
 	CREDENCE_SDK_PYTHON="$$(SDK_PROFILE=$(SDK_TEST_PROFILE) deploy/local/python-sdk.sh)" \
 		$(CARGO) test --locked -p credence-tests --test python_sdk -- --nocapture
+
+.PHONY: test-dashboard
+test-dashboard: setup ## The dashboard only: its JSON API, and the page in Debian's Chromium (SCREENSHOT=file.png keeps a picture of the overview)
+	$(CARGO) build --locked -p credence-server --bin credence
+	CREDENCE_BROWSER_DEPS="$$(deploy/local/browser.sh)" $(if $(SCREENSHOT),CREDENCE_DASHBOARD_SCREENSHOT="$(abspath $(SCREENSHOT))") \
+		$(CARGO) test --locked -p credence-tests --test dashboard -- --nocapture
 
 .PHONY: test-crash
 test-crash: setup ## Only the kill -9 crash test, with its progress lines
@@ -155,7 +163,7 @@ bench-pipeline: setup ## Ingest benchmark: a release node on a throwaway data di
 	$(CARGO) build --release --locked -p credence-server -p credence-loadgen
 	dir="$$(mktemp -d)"; \
 	"$(CARGO_TARGET_DIR)/release/credence" dev --data-dir "$$dir/data" --listen 127.0.0.1:50151 \
-		--metrics-listen 127.0.0.1:9564 $(BENCH_NODE_ARGS) > "$$dir/node.out" 2> "$$dir/node.err" & node=$$!; \
+		--metrics-listen 127.0.0.1:9564 --dashboard-listen "" $(BENCH_NODE_ARGS) > "$$dir/node.out" 2> "$$dir/node.err" & node=$$!; \
 	trap 'kill $$node 2>/dev/null; wait $$node 2>/dev/null; rm -rf "$$dir"' EXIT; \
 	for _ in $$(seq 100); do grep -q "listening on" "$$dir/node.out" && break; sleep 0.1; done; \
 	"$(CARGO_TARGET_DIR)/release/credence-loadgen" --target http://127.0.0.1:50151 \
@@ -169,7 +177,7 @@ bench-sdk: setup ## Rust SDK: the Producer against a hand-written StreamEvents l
 	$(CARGO) build --release --locked -p credence --example bench_producer
 	dir="$$(mktemp -d)"; \
 	"$(CARGO_TARGET_DIR)/release/credence" dev --data-dir "$$dir/data" --listen 127.0.0.1:50152 \
-		--metrics-listen 127.0.0.1:9565 > "$$dir/node.out" 2> "$$dir/node.err" & node=$$!; \
+		--metrics-listen 127.0.0.1:9565 --dashboard-listen "" > "$$dir/node.out" 2> "$$dir/node.err" & node=$$!; \
 	trap 'kill $$node 2>/dev/null; wait $$node 2>/dev/null; rm -rf "$$dir"' EXIT; \
 	for _ in $$(seq 100); do grep -q "listening on" "$$dir/node.out" && break; sleep 0.1; done; \
 	"$(CARGO_TARGET_DIR)/release/examples/bench_producer" --url http://127.0.0.1:50152 $(SDK_BENCH_ARGS)
@@ -183,7 +191,7 @@ bench-python: setup ## Python SDK: its producer publishing 1M events from a tabl
 	$(CARGO) build --release --locked -p credence --example bench_producer
 	py="$$(SDK_PROFILE=release deploy/local/python-sdk.sh)"; dir="$$(mktemp -d)"; \
 	"$(CARGO_TARGET_DIR)/release/credence" dev --data-dir "$$dir/data" --listen 127.0.0.1:50153 \
-		--metrics-listen 127.0.0.1:9566 > "$$dir/node.out" 2> "$$dir/node.err" & node=$$!; \
+		--metrics-listen 127.0.0.1:9566 --dashboard-listen "" > "$$dir/node.out" 2> "$$dir/node.err" & node=$$!; \
 	trap 'kill $$node 2>/dev/null; wait $$node 2>/dev/null; rm -rf "$$dir"' EXIT; \
 	for _ in $$(seq 100); do grep -q "listening on" "$$dir/node.out" && break; sleep 0.1; done; \
 	"$(CARGO_TARGET_DIR)/release/examples/bench_producer" --url http://127.0.0.1:50153 $(PY_BENCH_RUST_ARGS); \
