@@ -163,7 +163,7 @@ bench-pipeline: setup ## Ingest benchmark: a release node on a throwaway data di
 	$(CARGO) build --release --locked -p credence-server -p credence-loadgen
 	dir="$$(mktemp -d)"; \
 	"$(CARGO_TARGET_DIR)/release/credence" dev --data-dir "$$dir/data" --listen 127.0.0.1:50151 \
-		--metrics-listen 127.0.0.1:9564 --dashboard-listen "" $(BENCH_NODE_ARGS) > "$$dir/node.out" 2> "$$dir/node.err" & node=$$!; \
+		--metrics-listen 127.0.0.1:9564 --dashboard-listen "" --no-demo $(BENCH_NODE_ARGS) > "$$dir/node.out" 2> "$$dir/node.err" & node=$$!; \
 	trap 'kill $$node 2>/dev/null; wait $$node 2>/dev/null; rm -rf "$$dir"' EXIT; \
 	for _ in $$(seq 100); do grep -q "listening on" "$$dir/node.out" && break; sleep 0.1; done; \
 	"$(CARGO_TARGET_DIR)/release/credence-loadgen" --target http://127.0.0.1:50151 \
@@ -177,7 +177,7 @@ bench-sdk: setup ## Rust SDK: the Producer against a hand-written StreamEvents l
 	$(CARGO) build --release --locked -p credence --example bench_producer
 	dir="$$(mktemp -d)"; \
 	"$(CARGO_TARGET_DIR)/release/credence" dev --data-dir "$$dir/data" --listen 127.0.0.1:50152 \
-		--metrics-listen 127.0.0.1:9565 --dashboard-listen "" > "$$dir/node.out" 2> "$$dir/node.err" & node=$$!; \
+		--metrics-listen 127.0.0.1:9565 --dashboard-listen "" --no-demo > "$$dir/node.out" 2> "$$dir/node.err" & node=$$!; \
 	trap 'kill $$node 2>/dev/null; wait $$node 2>/dev/null; rm -rf "$$dir"' EXIT; \
 	for _ in $$(seq 100); do grep -q "listening on" "$$dir/node.out" && break; sleep 0.1; done; \
 	"$(CARGO_TARGET_DIR)/release/examples/bench_producer" --url http://127.0.0.1:50152 $(SDK_BENCH_ARGS)
@@ -191,7 +191,7 @@ bench-python: setup ## Python SDK: its producer publishing 1M events from a tabl
 	$(CARGO) build --release --locked -p credence --example bench_producer
 	py="$$(SDK_PROFILE=release deploy/local/python-sdk.sh)"; dir="$$(mktemp -d)"; \
 	"$(CARGO_TARGET_DIR)/release/credence" dev --data-dir "$$dir/data" --listen 127.0.0.1:50153 \
-		--metrics-listen 127.0.0.1:9566 --dashboard-listen "" > "$$dir/node.out" 2> "$$dir/node.err" & node=$$!; \
+		--metrics-listen 127.0.0.1:9566 --dashboard-listen "" --no-demo > "$$dir/node.out" 2> "$$dir/node.err" & node=$$!; \
 	trap 'kill $$node 2>/dev/null; wait $$node 2>/dev/null; rm -rf "$$dir"' EXIT; \
 	for _ in $$(seq 100); do grep -q "listening on" "$$dir/node.out" && break; sleep 0.1; done; \
 	"$(CARGO_TARGET_DIR)/release/examples/bench_producer" --url http://127.0.0.1:50153 $(PY_BENCH_RUST_ARGS); \

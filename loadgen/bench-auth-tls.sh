@@ -41,7 +41,7 @@ run() { # $1: plain|secure, then loadgen arguments
   local mode="$1"; shift
   rm -rf "$dir/data"
   "$credence" dev --config "$dir/$mode.toml" --data-dir "$dir/data" --listen 127.0.0.1:50151 \
-    --metrics-listen "" --dashboard-listen "" > "$dir/node.out" 2> "$dir/node.err" & node=$!
+    --metrics-listen "" --dashboard-listen "" --no-demo > "$dir/node.out" 2> "$dir/node.err" & node=$!
   for _ in $(seq 100); do grep -q "listening on" "$dir/node.out" && break; sleep 0.1; done
   local client=(--target http://127.0.0.1:50151)
   [ "$mode" = secure ] && client=(--target https://127.0.0.1:50151 --ca-cert "$dir/ca.pem" --token "$token")

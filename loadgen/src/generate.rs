@@ -83,7 +83,7 @@ pub struct GenConfig {
 }
 
 /// Event kinds and their weight in the mix (per mille), with the type they belong to.
-const MIX: &[(&str, &str, u64)] = &[
+pub const MIX: &[(&str, &str, u64)] = &[
     ("financial", "bill_paid", 160),
     ("financial", "late_payment", 70),
     ("financial", "loan_repaid", 25),
@@ -234,6 +234,38 @@ fn template(rng: &mut Rng, subjects: u64, total_weight: u64) -> pb::Event {
             }
         })
         .unwrap_or(&MIX[0]);
+    let payload = payload(rng, subtype);
+    let (region, prefix) = *rng.pick(REGIONS);
+    let district = format!("{prefix}-{:02}", rng.int(1, 12));
+    let source = source_system(event_type);
+    pb::Event {
+        subject_id: subject_id(rng.below(subjects)),
+        event_type: event_type.into(),
+        event_subtype: subtype.into(),
+        source_system: source.into(),
+        location: Some(pb::Location {
+            region: region.into(),
+            district,
+            lat: 0.0,
+            lon: 0.0,
+        }),
+        payload: Some(payload),
+        ..pb::Event::default()
+    }
+}
+
+/// The simulated system events of a type come from.
+pub fn source_system(event_type: &str) -> &'static str {
+    match event_type {
+        "financial" => "bank-sim",
+        "social" => "civic-sim",
+        _ => "web-sim",
+    }
+}
+
+/// A payload for an event of `subtype`, in a mix that reaches every condition and
+/// multiplier of the example rules (`scorer/rules/example.yaml`).
+pub fn payload(rng: &mut Rng, subtype: &str) -> prost_types::Struct {
     let mut p = BTreeMap::new();
     let num = |v: f64| Kind::NumberValue(v);
     match subtype {
@@ -304,31 +336,11 @@ fn template(rng: &mut Rng, subjects: u64, total_weight: u64) -> pb::Event {
         }
         _ => {}
     }
-    let (region, prefix) = *rng.pick(REGIONS);
-    let district = format!("{prefix}-{:02}", rng.int(1, 12));
-    let source = match event_type {
-        "financial" => "bank-sim",
-        "social" => "civic-sim",
-        _ => "web-sim",
-    };
-    pb::Event {
-        subject_id: subject_id(rng.below(subjects)),
-        event_type: event_type.into(),
-        event_subtype: subtype.into(),
-        source_system: source.into(),
-        location: Some(pb::Location {
-            region: region.into(),
-            district,
-            lat: 0.0,
-            lon: 0.0,
-        }),
-        payload: Some(prost_types::Struct {
-            fields: p
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), prost_types::Value { kind: Some(v) }))
-                .collect(),
-        }),
-        ..pb::Event::default()
+    prost_types::Struct {
+        fields: p
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), prost_types::Value { kind: Some(v) }))
+            .collect(),
     }
 }
 

@@ -10,3 +10,4 @@ pub mod generate;
 pub mod metrics;
 pub mod publish;
 pub mod report;
+pub mod world;

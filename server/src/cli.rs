@@ -1,5 +1,6 @@
 //! Command-line arguments and their dispatch.
 
+mod demo;
 mod node;
 mod remote;
 mod rules;
@@ -27,6 +28,8 @@ enum Command {
         config: Option<PathBuf>,
         #[command(flatten)]
         flags: node::NodeFlags,
+        #[command(flatten)]
+        demo: demo::DemoFlags,
     },
     /// Start a node with a config file.
     Serve {
@@ -128,8 +131,12 @@ pub(crate) enum Format {
 /// Runs a parsed command line, writing its output to `out`.
 pub(crate) fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
     match cli.command {
-        Command::Dev { config, flags } => node::run(config.as_deref(), flags, true),
-        Command::Serve { config, flags } => node::run(Some(&config), flags, false),
+        Command::Dev {
+            config,
+            flags,
+            demo,
+        } => node::run(config.as_deref(), flags, Some(&demo)),
+        Command::Serve { config, flags } => node::run(Some(&config), flags, None),
         Command::Rules(RulesCommand::Check { file }) => rules::check(&file, out),
         Command::Rules(RulesCommand::Apply {
             file,

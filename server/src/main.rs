@@ -16,7 +16,9 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
-    match cli::run(args, &mut std::io::stdout().lock()) {
+    // Not a held lock: a node's tasks print too (the demo's status lines), from other
+    // threads, and would wait for it forever.
+    match cli::run(args, &mut std::io::stdout()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("credence: {error:#}");

@@ -107,6 +107,11 @@ pub async fn run(
     let analytics_slots = Arc::new(tokio::sync::Semaphore::new(
         config.analytics.max_concurrent_queries,
     ));
+    let (stopping_tx, stopping) = watch::channel(false);
+    let stop = async move {
+        stop.await;
+        let _ = stopping_tx.send(true);
+    };
     let node = Arc::new(Node {
         stores,
         catalog,
@@ -114,6 +119,7 @@ pub async fn run(
         alerts,
         config,
         analytics_slots,
+        stopping,
     });
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(credence_proto::FILE_DESCRIPTOR_SET)

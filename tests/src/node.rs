@@ -61,6 +61,8 @@ pub struct NodeOptions {
     pub config_toml: Option<String>,
     /// How the harness's own clients reach a node with TLS on (a CA turns TLS on).
     pub client_tls: credence_proto::client::ClientTls,
+    /// Run `credence dev`'s demo world (off in every test but the demo's own).
+    pub demo: bool,
 }
 
 impl NodeOptions {
@@ -319,6 +321,7 @@ fn spawn(
             "--data-dir",
         ])
         .arg(data_dir)
+        .args((!options.demo).then_some("--no-demo"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log.try_clone()?))

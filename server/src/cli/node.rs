@@ -7,6 +7,8 @@ use credence_scorer::RuleFile;
 use credence_server::config::Config;
 use credence_server::node::{self, Addresses};
 
+use super::demo::DemoFlags;
+
 /// Flags that override the configuration.
 #[derive(Debug, Default, clap::Args)]
 pub(crate) struct NodeFlags {
@@ -32,7 +34,13 @@ pub(crate) struct NodeFlags {
 const DEV_DASHBOARD: &str = "127.0.0.1:8080";
 
 /// Loads the layered config, applies the flags, sets up logging and runs until a signal.
-pub(crate) fn run(config_file: Option<&Path>, flags: NodeFlags, dev: bool) -> anyhow::Result<()> {
+/// `demo` is given for `credence dev`, which runs the demo world unless it says not to.
+pub(crate) fn run(
+    config_file: Option<&Path>,
+    flags: NodeFlags,
+    demo: Option<&DemoFlags>,
+) -> anyhow::Result<()> {
+    let dev = demo.is_some();
     let mut config = Config::load(config_file, std::env::vars())?;
     if let Some(listen) = flags.listen {
         config.node.listen = listen;
@@ -74,11 +82,30 @@ pub(crate) fn run(config_file: Option<&Path>, flags: NodeFlags, dev: bool) -> an
         .thread_name("credence")
         .build()
         .context("starting the async runtime")?;
+    // The demo publishes like any client: it stays off where a client would need a token
+    // or a certificate it does not have.
+    let why_not = if config.auth.enabled() {
+        Some("this node asks for tokens")
+    } else if config.tls.enabled() {
+        Some("this node speaks TLS")
+    } else {
+        None
+    };
+    let demo = match demo {
+        Some(flags) => flags.settings(why_not)?,
+        None => None,
+    };
     let data_dir = config.node.data_dir.clone();
+    let partitions = config.pipeline.partitions;
     runtime.block_on(node::run(
         config,
         &seed,
-        move |at: Addresses| announce(at, &data_dir, dev),
+        move |at: Addresses| {
+            announce(at, &data_dir, dev);
+            if let Some(demo) = demo {
+                super::demo::start(demo, at.grpc, partitions);
+            }
+        },
         node::shutdown_signal(),
     ))
 }

@@ -40,6 +40,8 @@ pub struct Node {
     /// (`analytics.max_concurrent_queries`); a query holds its permit until its result is
     /// delivered or dropped.
     pub analytics_slots: Arc<tokio::sync::Semaphore>,
+    /// Turns true when the node begins to stop; endless streams end then.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Node {

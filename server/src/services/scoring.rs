@@ -448,6 +448,21 @@ impl ScoringService for ScoringApi {
                 }
             }
         });
+        // A watch would hold the server's graceful stop forever: it ends when the node
+        // begins to stop, telling the watcher to reconnect.
+        let mut stopping = self.0.stopping.clone();
+        let stopped = async move {
+            let _ = stopping.wait_for(|stopping| *stopping).await;
+        };
+        let stream = futures::StreamExt::chain(
+            futures::StreamExt::take_until(stream, stopped),
+            futures::stream::once(async {
+                Err(Error::Unavailable(
+                    "the node is stopping: reconnect to watch alerts again".into(),
+                )
+                .into())
+            }),
+        );
         Ok(Response::new(Box::pin(stream)))
     }
 }
