@@ -1217,6 +1217,7 @@ function route() {
   for (const v of ['overview', 'subject', 'rules', 'analytics']) byId(`view-${v}`).hidden = v !== r.view;
   for (const a of document.querySelectorAll('.tabs a')) a.classList.toggle('active', a.dataset.view === r.view);
   overview.visible = r.view === 'overview';
+  byId('search-input').value = r.id || '';
   let stop = () => {};
   if (r.view === 'overview') {
     document.title = 'Credence · overview';
@@ -1229,7 +1230,6 @@ function route() {
   } else if (r.view === 'subject') {
     subject.id = r.id;
     subject.keys = new Map();
-    byId('search-input').value = r.id;
     document.title = r.id ? `Credence · ${r.id}` : 'Credence · subjects';
     if (r.id) {
       mount(byId('subject-body'), subjectSkeleton(r.id));
