@@ -43,6 +43,9 @@ pub struct NodeSection {
     pub listen: SocketAddr,
     /// Prometheus `/metrics` address; empty turns the endpoint off.
     pub metrics_listen: String,
+    /// Dashboard address (the page and its JSON API, `crate::dashboard`); empty turns it off.
+    /// `credence dev` serves it on 127.0.0.1:8080 when this is empty.
+    pub dashboard_listen: String,
     /// Data directory of the embedded backend.
     pub data_dir: PathBuf,
     /// Rule file loaded when the store has no rules yet; empty: the built-in example set.
@@ -69,6 +72,7 @@ impl Default for NodeSection {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             metrics_listen: "127.0.0.1:9464".into(),
+            dashboard_listen: String::new(),
             data_dir: PathBuf::from("./.credence"),
             rules_file: String::new(),
             max_connections: 1_024,
@@ -554,9 +558,8 @@ impl Config {
         if self.storage.bus == BusKind::Kafka {
             self.storage.kafka.validate()?;
         }
-        if !self.node.metrics_listen.is_empty() {
-            self.metrics_addr()?;
-        }
+        self.metrics_addr()?;
+        self.dashboard_addr()?;
         self.tls.validate()?;
         if !matches!(self.log.format.as_str(), "text" | "json") {
             bail!(
@@ -569,15 +572,24 @@ impl Config {
 
     /// The metrics address, when the endpoint is on.
     pub fn metrics_addr(&self) -> anyhow::Result<Option<SocketAddr>> {
-        if self.node.metrics_listen.is_empty() {
-            return Ok(None);
-        }
-        self.node
-            .metrics_listen
-            .parse()
-            .map(Some)
-            .with_context(|| format!("node.metrics_listen {:?}", self.node.metrics_listen))
+        optional_addr("node.metrics_listen", &self.node.metrics_listen)
     }
+
+    /// The dashboard address, when the dashboard is on.
+    pub fn dashboard_addr(&self) -> anyhow::Result<Option<SocketAddr>> {
+        optional_addr("node.dashboard_listen", &self.node.dashboard_listen)
+    }
+}
+
+/// An address setting where empty means off; an error names the key.
+fn optional_addr(key: &str, value: &str) -> anyhow::Result<Option<SocketAddr>> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    value
+        .parse()
+        .map(Some)
+        .with_context(|| format!("{key} {value:?}"))
 }
 
 /// An environment value as TOML when it reads as a TOML value, else as a string.

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod catalog;
 pub mod config;
 pub mod convert;
+pub mod dashboard;
 pub mod error;
 pub mod fuzzing;
 pub mod health;

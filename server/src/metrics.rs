@@ -145,30 +145,11 @@ pub async fn serve(
     addr: SocketAddr,
     tls: Option<std::sync::Arc<tokio_rustls::rustls::ServerConfig>>,
 ) -> anyhow::Result<SocketAddr> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
     let app = axum::Router::new().route(
         "/metrics",
         axum::routing::get(|| async { Metrics::global().render() }),
     );
-    match tls {
-        Some(config) => {
-            let listener = crate::tls::TlsListener::new(listener, config)?;
-            tokio::spawn(async move {
-                if let Err(e) = axum::serve(listener, app).await {
-                    tracing::error!(error = %e, "metrics endpoint stopped");
-                }
-            });
-        }
-        None => {
-            tokio::spawn(async move {
-                if let Err(e) = axum::serve(listener, app).await {
-                    tracing::error!(error = %e, "metrics endpoint stopped");
-                }
-            });
-        }
-    }
-    Ok(bound)
+    crate::tls::serve_http(addr, tls, app, "metrics endpoint").await
 }
 
 /// The label of a call to `path` ("/credence.v1.IngestionService/PublishEvents" ->

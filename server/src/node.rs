@@ -39,6 +39,8 @@ pub struct Addresses {
     pub grpc: SocketAddr,
     /// Prometheus metrics, when on.
     pub metrics: Option<SocketAddr>,
+    /// The dashboard, when on.
+    pub dashboard: Option<SocketAddr>,
     /// Whether both ports speak TLS.
     pub tls: bool,
 }
@@ -85,14 +87,15 @@ pub async fn run(
         .await
         .with_context(|| format!("binding the gRPC address {}", config.node.listen))?;
     let grpc = listener.local_addr()?;
-    let metrics_tls = if config.tls.enabled() {
+    // The HTTP ports (metrics, dashboard) speak TLS when the gRPC port does.
+    let http_tls = if config.tls.enabled() {
         Some(config.tls.rustls()?)
     } else {
         None
     };
     let metrics_addr = match config.metrics_addr()? {
         Some(addr) => Some(
-            metrics::serve(addr, metrics_tls)
+            metrics::serve(addr, http_tls.clone())
                 .await
                 .with_context(|| format!("binding the metrics address {addr}"))?,
         ),
@@ -144,21 +147,9 @@ pub async fn run(
             .tls_config(tls)
             .context("TLS settings of the gRPC port")?;
     }
-    let authorize = Authorize(crate::auth::authenticator(&node.config.auth)?);
-    let server = builder
-        // h2 closes a connection whose buffered small DATA frames pass a budget of half the
-        // connection window (`too_many_data_frames`), and hyper's defaults give a stream the
-        // whole connection window (1 MiB each): a client streaming one-event messages
-        // within its flow-control window could fill the budget twice over while the server
-        // appended. A stream may now hold 64 KiB unread, against a budget of 8 MiB.
-        .initial_stream_window_size(STREAM_WINDOW)
-        .initial_connection_window_size(CONNECTION_WINDOW)
-        .http2_keepalive_interval(keepalive)
-        .http2_keepalive_timeout(Some(node_settings.keepalive_timeout))
-        .layer(RpcTimer)
-        // Every call but health and reflection needs a token with its role (auth::METHOD_ROLES).
-        .layer(authorize)
-        .add_service(reflection_v1)
+    let authenticator = crate::auth::authenticator(&node.config.auth)?;
+    // One set of routes serves gRPC clients and, in process, the dashboard's JSON API.
+    let routes = tonic::service::Routes::new(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(health_service)
         // The services take gzip-compressed requests and compress answers for clients that
@@ -188,11 +179,51 @@ pub async fn run(
                 .accept_compressed(Gzip)
                 .send_compressed(Gzip),
         )
+        .prepare();
+    let dashboard_addr = match node.config.dashboard_addr()? {
+        Some(addr) => {
+            let grpc_stack = tower::Layer::layer(
+                &Authorize(authenticator.clone()),
+                tower::Layer::layer(&RpcTimer, routes.clone()),
+            );
+            let dashboard = crate::dashboard::Dashboard {
+                gateway: crate::dashboard::Gateway::new(
+                    crate::dashboard::boxed(grpc_stack),
+                    max_message,
+                )?,
+                auth: authenticator.clone(),
+                partitions: node.stores.bus.partitions(),
+                started: std::time::Instant::now(),
+                max_body: max_message,
+            };
+            Some(
+                crate::dashboard::serve(addr, http_tls, dashboard)
+                    .await
+                    .with_context(|| format!("binding the dashboard address {addr}"))?,
+            )
+        }
+        None => None,
+    };
+    let server = builder
+        // h2 closes a connection whose buffered small DATA frames pass a budget of half the
+        // connection window (`too_many_data_frames`), and hyper's defaults give a stream the
+        // whole connection window (1 MiB each): a client streaming one-event messages
+        // within its flow-control window could fill the budget twice over while the server
+        // appended. A stream may now hold 64 KiB unread, against a budget of 8 MiB.
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .http2_keepalive_interval(keepalive)
+        .http2_keepalive_timeout(Some(node_settings.keepalive_timeout))
+        .layer(RpcTimer)
+        // Every call but health and reflection needs a token with its role (auth::METHOD_ROLES).
+        .layer(Authorize(authenticator))
+        .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, stop);
 
     ready(Addresses {
         grpc,
         metrics: metrics_addr,
+        dashboard: dashboard_addr,
         tls: tls_on,
     });
     let served = server.await;

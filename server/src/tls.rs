@@ -180,3 +180,34 @@ impl axum::serve::Listener for TlsListener {
         Ok(self.local)
     }
 }
+
+/// Serves `app` on `addr` until the process ends (an HTTP port beside gRPC: metrics, the
+/// dashboard), over TLS when `tls` is given; returns the bound address. `name` says which
+/// port in the log when it stops.
+pub async fn serve_http(
+    addr: SocketAddr,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    app: axum::Router,
+    name: &'static str,
+) -> anyhow::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    match tls {
+        Some(config) => {
+            let listener = TlsListener::new(listener, config)?;
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app).await {
+                    tracing::error!(error = %e, "{name} stopped");
+                }
+            });
+        }
+        None => {
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app).await {
+                    tracing::error!(error = %e, "{name} stopped");
+                }
+            });
+        }
+    }
+    Ok(bound)
+}

@@ -10,6 +10,7 @@ pub mod analytics;
 pub mod cluster;
 pub mod events;
 pub mod fixtures;
+pub mod http;
 mod node;
 pub mod raw;
 pub mod secure;

@@ -87,6 +87,7 @@ pub struct Node {
     log_path: PathBuf,
     addr: SocketAddr,
     metrics_url: Option<String>,
+    dashboard_url: Option<String>,
     channel: Channel,
     starts: u32,
 }
@@ -102,8 +103,12 @@ impl Node {
         let dir = tempfile::Builder::new().prefix("credence-e2e-").tempdir()?;
         let data_dir = dir.path().join("data");
         let log_path = dir.path().join("server.log");
-        let (child, addr, metrics_url) =
-            spawn(&options, dir.path(), &data_dir, &log_path, 1, ANY_PORT)?;
+        let Started {
+            child,
+            addr,
+            metrics_url,
+            dashboard_url,
+        } = spawn(&options, dir.path(), &data_dir, &log_path, 1, ANY_PORT)?;
         let mut node = Self {
             child: Some(child),
             options,
@@ -112,6 +117,7 @@ impl Node {
             log_path,
             addr,
             metrics_url,
+            dashboard_url,
             channel: Endpoint::from_static("http://127.0.0.1:1").connect_lazy(),
             starts: 1,
         };
@@ -149,6 +155,11 @@ impl Node {
     /// The Prometheus endpoint, when the server printed one.
     pub fn metrics_url(&self) -> Option<&str> {
         self.metrics_url.as_deref()
+    }
+
+    /// The dashboard's address (`http://ADDR/`), when the server printed one.
+    pub fn dashboard_url(&self) -> Option<&str> {
+        self.dashboard_url.as_deref()
     }
 
     /// The data directory (kept across restarts).
@@ -219,7 +230,7 @@ impl Node {
     async fn start_again(&mut self, listen: &str) -> anyhow::Result<()> {
         self.kill();
         self.starts += 1;
-        let (child, addr, metrics_url) = spawn(
+        let started = spawn(
             &self.options,
             self.dir.path(),
             &self.data_dir,
@@ -227,9 +238,10 @@ impl Node {
             self.starts,
             listen,
         )?;
-        self.child = Some(child);
-        self.addr = addr;
-        self.metrics_url = metrics_url;
+        self.child = Some(started.child);
+        self.addr = started.addr;
+        self.metrics_url = started.metrics_url;
+        self.dashboard_url = started.dashboard_url;
         self.channel = self.connect().await?;
         Ok(())
     }
@@ -267,6 +279,14 @@ impl Drop for Node {
 /// `--listen` for a free port.
 const ANY_PORT: &str = "127.0.0.1:0";
 
+/// A started server process and the addresses it printed.
+struct Started {
+    child: Child,
+    addr: SocketAddr,
+    metrics_url: Option<String>,
+    dashboard_url: Option<String>,
+}
+
 fn spawn(
     options: &NodeOptions,
     dir: &Path,
@@ -274,7 +294,7 @@ fn spawn(
     log_path: &Path,
     start: u32,
     listen: &str,
-) -> anyhow::Result<(Child, SocketAddr, Option<String>)> {
+) -> anyhow::Result<Started> {
     let bin = server_binary()?;
     let mut log = OpenOptions::new()
         .create(true)
@@ -293,6 +313,8 @@ fn spawn(
             "--listen",
             listen,
             "--metrics-listen",
+            "127.0.0.1:0",
+            "--dashboard-listen",
             "127.0.0.1:0",
             "--data-dir",
         ])
@@ -316,16 +338,22 @@ fn spawn(
     let deadline = Instant::now() + START_TIMEOUT;
     let mut addr = None;
     let mut metrics = None;
-    while addr.is_none() || metrics.is_none() {
+    let mut dashboard = None;
+    while addr.is_none() || metrics.is_none() || dashboard.is_none() {
         let now = Instant::now();
-        // The metrics line may come before or after; give it a moment after the gRPC one.
+        // The other lines may come before or after; give them a moment after the gRPC one.
         let until = match addr {
             Some(_) => deadline.min(now + Duration::from_secs(5)),
             None => deadline,
         };
         let Ok(line) = rx.recv_timeout(until.saturating_duration_since(now)) else {
             if let Some(addr) = addr {
-                return Ok((child, addr, metrics));
+                return Ok(Started {
+                    child,
+                    addr,
+                    metrics_url: metrics,
+                    dashboard_url: dashboard,
+                });
             }
             let status = child.try_wait().ok().flatten();
             let _ = child.kill();
@@ -350,6 +378,13 @@ fn spawn(
                 Some(text.parse::<SocketAddr>().with_context(|| {
                     format!("the server printed an unreadable address: {line:?}")
                 })?);
+        } else if let Some(rest) = line.split("dashboard on ").nth(1) {
+            dashboard = Some(
+                rest.split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned(),
+            );
         } else if let Some(rest) = line.split("metrics on ").nth(1) {
             metrics = Some(
                 rest.split_whitespace()
@@ -360,7 +395,12 @@ fn spawn(
         }
     }
     let addr = addr.context("no address")?;
-    Ok((child, addr, metrics))
+    Ok(Started {
+        child,
+        addr,
+        metrics_url: metrics,
+        dashboard_url: dashboard,
+    })
 }
 
 /// Copies the server's stdout into the log, passing each line on while someone listens.

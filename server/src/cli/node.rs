@@ -19,10 +19,17 @@ pub(crate) struct NodeFlags {
     /// Prometheus address, or "" for none (config: node.metrics_listen).
     #[arg(long)]
     metrics_listen: Option<String>,
+    /// Dashboard address, or "" for none (config: node.dashboard_listen; `dev` serves it on
+    /// 127.0.0.1:8080 unless told otherwise).
+    #[arg(long)]
+    dashboard_listen: Option<String>,
     /// Listen beyond loopback without authentication or TLS (docs/SECURITY.md).
     #[arg(long)]
     insecure: bool,
 }
+
+/// Where `credence dev` serves the dashboard unless the config or a flag says otherwise.
+const DEV_DASHBOARD: &str = "127.0.0.1:8080";
 
 /// Loads the layered config, applies the flags, sets up logging and runs until a signal.
 pub(crate) fn run(config_file: Option<&Path>, flags: NodeFlags, dev: bool) -> anyhow::Result<()> {
@@ -36,13 +43,25 @@ pub(crate) fn run(config_file: Option<&Path>, flags: NodeFlags, dev: bool) -> an
     if let Some(metrics) = flags.metrics_listen {
         config.node.metrics_listen = metrics;
     }
+    match flags.dashboard_listen {
+        Some(dashboard) => config.node.dashboard_listen = dashboard,
+        // The README's first command shows the page without more flags.
+        None if dev && config.node.dashboard_listen.is_empty() => {
+            config.node.dashboard_listen = DEV_DASHBOARD.into();
+        }
+        None => {}
+    }
     config.validate()?;
-    credence_server::auth::check_exposure(
-        config.node.listen,
-        &config.auth,
-        config.tls.enabled(),
-        flags.insecure,
-    )?;
+    // The dashboard's API reaches every RPC: it is exposed exactly as the gRPC port is.
+    let exposed = std::iter::once(config.node.listen).chain(config.dashboard_addr()?);
+    for listen in exposed {
+        credence_server::auth::check_exposure(
+            listen,
+            &config.auth,
+            config.tls.enabled(),
+            flags.insecure,
+        )?;
+    }
     init_logging(&config);
     let seed = if config.node.rules_file.is_empty() {
         RuleFile::example()?
@@ -70,6 +89,9 @@ fn announce(at: Addresses, data_dir: &Path, dev: bool) {
     let scheme = if at.tls { "https" } else { "http" };
     if let Some(metrics) = at.metrics {
         println!("metrics on {scheme}://{metrics}/metrics");
+    }
+    if let Some(dashboard) = at.dashboard {
+        println!("dashboard on {scheme}://{dashboard}/");
     }
     println!("data in {}", data_dir.display());
     if dev {
