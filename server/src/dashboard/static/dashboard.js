@@ -381,7 +381,10 @@ function lineChart({ series, width = 640, height = 220, refs = [], dots = false,
   if (x1 === x0) { x0 -= 30e3; x1 += 30e3; }
   let lo = Math.min(...points.map((p) => p.y));
   let hi = Math.max(...points.map((p) => p.y));
-  if (yMin !== undefined) lo = Math.min(lo, yMin);
+  if (yMin !== undefined) {
+    lo = Math.min(lo, yMin);
+    if (!(hi > lo)) hi = lo + 4; // a flat line at the floor: whole ticks, none below it
+  }
   // Reference lines close to the data are worth showing; far ones would flatten the line.
   const near = refs.filter((r) => r.y >= lo - (hi - lo + 1) * 0.5 && r.y <= hi + (hi - lo + 1) * 0.5);
   for (const r of near) { lo = Math.min(lo, r.y); hi = Math.max(hi, r.y); }
@@ -407,7 +410,7 @@ function lineChart({ series, width = 640, height = 220, refs = [], dots = false,
       else if (step) d += `H${x(p.x).toFixed(1)}V${y(p.y).toFixed(1)}`;
       else d += `L${x(p.x).toFixed(1)},${y(p.y).toFixed(1)}`;
     });
-    svg.append(s('path', { class: 'line', d, stroke: sr.color }));
+    svg.append(s('path', { class: 'line', d, stroke: sr.color, 'stroke-dasharray': sr.dash || null }));
     if (dots) {
       for (const p of sr.points) {
         svg.append(s('circle', { class: 'dot', cx: x(p.x).toFixed(1), cy: y(p.y).toFixed(1), r: 3.5, fill: p.color || sr.color, testid: sr.dotTestid },
@@ -593,8 +596,10 @@ function renderStats() {
 
   const colors = [['received', '#2f5d9e'], ['scored', '#2e7d4f']];
   mount(byId('rate-legend'), legend(colors.map(([n, c]) => [`${n} /s`, c])));
+  // Scored first, received dashed over it: when the two agree both stay visible.
   const chart = lineChart({
-    series: colors.map(([name, color]) => ({ name, color, points: live.rateSeries.map((p) => ({ x: p.t, y: p[name] })) })),
+    series: colors.slice().reverse().map(([name, color]) => ({ name, color, dash: name === 'received' ? '6 4' : null,
+      points: live.rateSeries.map((p) => ({ x: p.t, y: p[name] })) })),
     height: 180, yMin: 0, yFmt: fmtRate, label: 'Events received and scored per second',
   });
   mount(byId('rate-chart'), chart || empty('measuring (two samples needed)…'));
