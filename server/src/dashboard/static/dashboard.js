@@ -381,7 +381,10 @@ function lineChart({ series, width = 640, height = 220, refs = [], dots = false,
   if (x1 === x0) { x0 -= 30e3; x1 += 30e3; }
   let lo = Math.min(...points.map((p) => p.y));
   let hi = Math.max(...points.map((p) => p.y));
-  if (yMin !== undefined) lo = Math.min(lo, yMin);
+  if (yMin !== undefined) {
+    lo = Math.min(lo, yMin);
+    if (!(hi > lo)) hi = lo + 4; // a flat line at the floor: whole ticks, none below it
+  }
   // Reference lines close to the data are worth showing; far ones would flatten the line.
   const near = refs.filter((r) => r.y >= lo - (hi - lo + 1) * 0.5 && r.y <= hi + (hi - lo + 1) * 0.5);
   for (const r of near) { lo = Math.min(lo, r.y); hi = Math.max(hi, r.y); }
@@ -407,7 +410,7 @@ function lineChart({ series, width = 640, height = 220, refs = [], dots = false,
       else if (step) d += `H${x(p.x).toFixed(1)}V${y(p.y).toFixed(1)}`;
       else d += `L${x(p.x).toFixed(1)},${y(p.y).toFixed(1)}`;
     });
-    svg.append(s('path', { class: 'line', d, stroke: sr.color }));
+    svg.append(s('path', { class: 'line', d, stroke: sr.color, 'stroke-dasharray': sr.dash || null }));
     if (dots) {
       for (const p of sr.points) {
         svg.append(s('circle', { class: 'dot', cx: x(p.x).toFixed(1), cy: y(p.y).toFixed(1), r: 3.5, fill: p.color || sr.color, testid: sr.dotTestid },
@@ -593,8 +596,10 @@ function renderStats() {
 
   const colors = [['received', '#2f5d9e'], ['scored', '#2e7d4f']];
   mount(byId('rate-legend'), legend(colors.map(([n, c]) => [`${n} /s`, c])));
+  // Scored first, received dashed over it: when the two agree both stay visible.
   const chart = lineChart({
-    series: colors.map(([name, color]) => ({ name, color, points: live.rateSeries.map((p) => ({ x: p.t, y: p[name] })) })),
+    series: colors.slice().reverse().map(([name, color]) => ({ name, color, dash: name === 'received' ? '6 4' : null,
+      points: live.rateSeries.map((p) => ({ x: p.t, y: p[name] })) })),
     height: 180, yMin: 0, yFmt: fmtRate, label: 'Events received and scored per second',
   });
   mount(byId('rate-chart'), chart || empty('measuring (two samples needed)…'));
@@ -728,12 +733,14 @@ async function streamAlerts() {
       if (!res.ok || !res.body) throw await readError(res);
       setAlertsState('live');
       backoff = 1000;
-      await readEvents(res.body, (data) => {
+      let ended = 'the stream ended';
+      await readEvents(res.body, (data, type) => {
         let msg;
         try { msg = JSON.parse(data); } catch { return; }
-        if (msg && msg.alert) addAlert(msg.alert);
+        if (type === 'error') ended = errorText(new ApiError(0, String(msg.code || ''), String(msg.message || data)));
+        else if (msg && msg.alert) addAlert(msg.alert);
       });
-      setAlertsState('reconnecting', 'the stream ended');
+      setAlertsState('reconnecting', ended);
     } catch (err) {
       setAlertsState('reconnecting', errorText(err));
     }
@@ -742,11 +749,13 @@ async function streamAlerts() {
   }
 }
 
-/** Server-Sent Events framing: `data:` lines up to a blank line make one event. */
+/** Server-Sent Events framing: `data:` lines up to a blank line make one event, of the type
+ * its `event:` line names ("message" when none). */
 async function readEvents(body, onData) {
   const reader = body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = '';
   let data = [];
+  let type = 'message';
   for (;;) {
     const { value, done } = await reader.read();
     if (done) return;
@@ -755,12 +764,16 @@ async function readEvents(body, onData) {
     while ((nl = buffer.search(/\r\n|\r|\n/)) >= 0) {
       const line = buffer.slice(0, nl);
       buffer = buffer.slice(nl + (buffer[nl] === '\r' && buffer[nl + 1] === '\n' ? 2 : 1));
+      const field = (name) => line.slice(line[name.length + 1] === ' ' ? name.length + 2 : name.length + 1);
       if (line === '') {
-        if (data.length) onData(data.join('\n'));
+        if (data.length) onData(data.join('\n'), type);
         data = [];
+        type = 'message';
       } else if (line.startsWith('data:')) {
-        data.push(line.slice(line[5] === ' ' ? 6 : 5));
-      } // comments (": keep-alive") and other fields are ignored
+        data.push(field('data'));
+      } else if (line.startsWith('event:')) {
+        type = field('event');
+      } // comments (": keep-alive") and the other fields are ignored
     }
   }
 }
@@ -799,7 +812,8 @@ function subjectSkeleton(id) {
     h('div', { class: 'subject-head' },
       h('h1', { id: 'subject-name', testid: 'subject-name', text: id }),
       h('span', { class: 'sid', testid: 'subject-id', text: id })),
-    h('div', { class: 'grid' },
+    h('section', { class: 'card', id: 'subject-missing', testid: 'subject-missing', hidden: true }),
+    h('div', { class: 'grid', id: 'subject-grid' },
       card('Score', 'subject-score-card'),
       card(['Score history ', h('span', { class: 'muted small', id: 'subject-history-note' })], 'subject-history', 'wide'),
       card('Profile', 'subject-profile'),
@@ -820,11 +834,34 @@ function changed(key, data) {
 async function subjectTick(isStale) {
   const id = subject.id;
   const soft = (p) => p.then((v) => ({ ok: v }), (err) => (isNotFound(err) ? { missing: err } : { err }));
-  const [profile, score, history, explain, neighbors] = await Promise.all([
-    soft(rpc('QueryService', 'GetProfile', { subject_id: id })),
-    soft(rpc('ScoringService', 'GetScore', { subject_id: id })),
-    soft(allPages('QueryService', 'GetScoreHistory', { subject_id: id }, 'points')),
-    soft(allPages('ScoringService', 'ExplainScore', { subject_id: id }, 'changes')),
+  // A subject with neither profile nor score has nothing else either: ask no more (each
+  // NOT_FOUND is an HTTP 404, which the browser logs).
+  const profile = await soft(rpc('QueryService', 'GetProfile', { subject_id: id }));
+  if (isStale() || subject.id !== id) return;
+  if (profile.missing) {
+    showError(byId('subject-error'), null);
+    byId('subject-name').textContent = id;
+    if (changed('unknown', true)) {
+      byId('subject-grid').hidden = true;
+      const box = byId('subject-missing');
+      mount(box, h('p', { class: 'empty', text: `no subject "${id}": no profile and no score` }),
+        h('p', { class: 'muted small', text: 'The page looks again every few seconds: events for this id will show up here.' }));
+      box.hidden = false;
+    }
+    return;
+  }
+  if (subject.keys.has('unknown')) {
+    subject.keys = new Map();
+    byId('subject-missing').hidden = true;
+    byId('subject-grid').hidden = false;
+  }
+  // Score, history and explanation exist once the subject has been scored.
+  const scored = Boolean(profile.ok && profile.ok.snapshot);
+  const ifScored = (call) => (scored ? soft(call()) : Promise.resolve({ missing: true }));
+  const [score, history, explain, neighbors] = await Promise.all([
+    ifScored(() => rpc('ScoringService', 'GetScore', { subject_id: id })),
+    ifScored(() => allPages('QueryService', 'GetScoreHistory', { subject_id: id }, 'points')),
+    ifScored(() => allPages('ScoringService', 'ExplainScore', { subject_id: id }, 'changes')),
     soft(rpc('GraphService', 'GetNeighbors', { subject_id: id, depth: 2, limit: 200 })),
   ]);
   let scores = { ok: { snapshots: [] } };
@@ -1035,7 +1072,7 @@ function renderRules() {
         class: [i === 0 ? 'rule-first' : '', i === 0 ? 'latest' : ''].join(' ').trim() || null },
       h('td', null, i === 0 ? h('code', { text: r.rule_id }) : null),
       h('td', { class: 'version', testid: 'rule-version', text: String(r.version) }),
-      h('td', { text: r.name }),
+      h('td', { class: 'wrap', text: r.name }),
       h('td', null, h('span', { class: `status status-${r.status}`, testid: 'rule-status', text: r.status })),
       h('td', null, h('code', { text: [r.event_type, b.event_subtype].filter(Boolean).join(' / ') })),
       h('td', { class: deltaClass(r.points), text: fmtDelta(r.points) }),
@@ -1046,7 +1083,7 @@ function renderRules() {
     });
   }
   if (rules.rows.length === 0) { mount(node, empty('no rules')); return; }
-  mount(node, h('div', { class: 'table-wrap' }, h('table', { testid: 'rules-table' },
+  mount(node, h('div', { class: 'table-wrap' }, h('table', { class: 'rules-table', testid: 'rules-table' },
     h('thead', null, h('tr', null, ['rule', 'version', 'name', 'status', 'event type', 'points', 'changes made', 'Δ sum', 'stored (UTC)', '']
       .map((t) => h('th', { text: t, class: ['points', 'changes made', 'Δ sum'].includes(t) ? 'num' : null })))),
     h('tbody', null, body.length ? body : h('tr', null, h('td', { colspan: 10, class: 'empty', text: 'no rule matches the filter' }))))));
@@ -1217,6 +1254,7 @@ function route() {
   for (const v of ['overview', 'subject', 'rules', 'analytics']) byId(`view-${v}`).hidden = v !== r.view;
   for (const a of document.querySelectorAll('.tabs a')) a.classList.toggle('active', a.dataset.view === r.view);
   overview.visible = r.view === 'overview';
+  byId('search-input').value = r.id || '';
   let stop = () => {};
   if (r.view === 'overview') {
     document.title = 'Credence · overview';
@@ -1229,7 +1267,6 @@ function route() {
   } else if (r.view === 'subject') {
     subject.id = r.id;
     subject.keys = new Map();
-    byId('search-input').value = r.id;
     document.title = r.id ? `Credence · ${r.id}` : 'Credence · subjects';
     if (r.id) {
       mount(byId('subject-body'), subjectSkeleton(r.id));
