@@ -13,7 +13,7 @@
 //!   erratic) and is more or less active; events come with a daily and weekly rhythm, in
 //!   event time that the caller may run faster than the clock.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use credence_proto::v1 as pb;
 
@@ -120,7 +120,7 @@ pub struct World {
 impl World {
     /// The world of `seed` with `subjects` people.
     pub fn new(seed: u64, subjects: u32) -> Self {
-        let mut rng = Rng::new(seed ^ 0x5EED_0F_0A11);
+        let mut rng = Rng::new(seed ^ 0x005E_ED0F_0A11);
         let mut people = Vec::with_capacity(subjects as usize);
         let mut household = 0u32;
         while people.len() < subjects as usize {
@@ -352,7 +352,7 @@ fn ties(rng: &mut Rng, people: &[Person]) -> Vec<Tie> {
         }
     }
     // Colleagues: two others of the same occupation in the same region.
-    let mut groups: std::collections::BTreeMap<(&str, &str), Vec<u32>> = Default::default();
+    let mut groups: BTreeMap<(&str, &str), Vec<u32>> = BTreeMap::new();
     for (i, p) in people.iter().enumerate() {
         if !matches!(p.occupation, "retired" | "unemployed" | "student") {
             let i = u32::try_from(i).unwrap_or(u32::MAX);
