@@ -233,6 +233,10 @@ impl Worker {
         let mut tallies = Tallies::default();
         let path = PathAndQuery::from_static("/credence.v1.IngestionService/PublishEvents");
         while !self.control.stop.load(Ordering::SeqCst) {
+            // Paced, a request's latency counts from when it was due, not from when it went
+            // out: a stall that delays the sends behind it shows in their latencies too
+            // (no coordinated omission).
+            let mut intended = None;
             if let Some(interval) = self.interval {
                 let ticket = self.control.tickets.fetch_add(1, Ordering::SeqCst);
                 let due = self.t0 + interval.mul_f64(ticket as f64);
@@ -244,6 +248,7 @@ impl Worker {
                 if self.control.stop.load(Ordering::SeqCst) {
                     break;
                 }
+                intended = Some(due.into_std());
             }
             let Some(batch) = self.batches.lock().await.recv().await else {
                 break;
@@ -252,7 +257,7 @@ impl Worker {
             if phase == STOPPED {
                 break;
             }
-            let started = Instant::now();
+            let started = intended.unwrap_or_else(Instant::now);
             let mut request = tonic::Request::new(batch.bytes);
             self.bearer.apply(&mut request);
             let result = match self.client.ready().await {
