@@ -55,6 +55,20 @@ pub struct Args {
     /// Print one JSON object instead of the text report.
     #[arg(long)]
     pub json: bool,
+    /// Publish the synthetic world (`world`): `--subjects` people with their profiles and
+    /// relations first, then their activity, instead of templated events.
+    #[arg(long)]
+    pub world: bool,
+    /// With `--world`: event time per unit of wall time (3600 = an hour per second); with
+    /// `--rate`, it sets how often each person acts.
+    #[arg(long, default_value_t = 3_600.0)]
+    pub time_scale: f64,
+    /// With `--world`: share of events sent twice on purpose (the node must refuse them).
+    #[arg(long, default_value_t = 0.001)]
+    pub duplicate_rate: f64,
+    /// With `--world`: share of events sent malformed on purpose (the node must reject them).
+    #[arg(long, default_value_t = 0.001)]
+    pub malformed_rate: f64,
 }
 
 impl Args {
@@ -65,6 +79,20 @@ impl Args {
         anyhow::ensure!(self.connections > 0, "--connections must be at least 1");
         anyhow::ensure!(self.inflight > 0, "--inflight must be at least 1");
         anyhow::ensure!(!self.duration.is_zero(), "--duration must be positive");
+        anyhow::ensure!(
+            self.time_scale >= 1.0 && self.time_scale.is_finite(),
+            "--time-scale must be at least 1"
+        );
+        for (name, rate) in [
+            ("--duplicate-rate", self.duplicate_rate),
+            ("--malformed-rate", self.malformed_rate),
+        ] {
+            anyhow::ensure!((0.0..=0.5).contains(&rate), "{name} must lie in 0..=0.5");
+        }
+        anyhow::ensure!(
+            !self.world || u32::try_from(self.subjects).is_ok(),
+            "--subjects of a --world must fit in 32 bits"
+        );
         if let Some(run) = &self.run_id {
             anyhow::ensure!(
                 run.len() == 8 && run.bytes().all(|b| b.is_ascii_hexdigit()),

@@ -9,6 +9,10 @@ use credence_loadgen::generate::{GenConfig, Generator, Rng};
 use credence_loadgen::metrics::{self, Metrics};
 use credence_loadgen::publish::{self, Batch, MEASURE, PublishConfig, STOPPED};
 use credence_loadgen::report::{Latency, Report, ServerFigures};
+use credence_loadgen::world::{Activity, ActivityConfig, World};
+use credence_proto::v1 as pb;
+use prost::Message as _;
+use std::sync::Arc;
 use tokio::sync::mpsc;
 
 const SCORED: &str = "credence_events_scored_total";
@@ -72,16 +76,44 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
     let capacity = (256_000 / args.batch).clamp(16, 1024);
     let (tx, rx) = mpsc::channel::<Batch>(capacity);
     let batch = args.batch;
-    let generator = std::thread::spawn(move || {
-        let mut g = Generator::new(&gen_config);
-        while tx
-            .blocking_send(Batch {
-                bytes: g.next_batch(batch),
-                events: batch as u32,
-            })
-            .is_ok()
-        {}
+    let world = args.world.then(|| {
+        Arc::new(World::new(
+            args.seed,
+            u32::try_from(args.subjects).unwrap_or(u32::MAX),
+        ))
     });
+    let generator = match &world {
+        None => std::thread::spawn(move || {
+            let mut g = Generator::new(&gen_config);
+            while tx
+                .blocking_send(Batch {
+                    bytes: g.next_batch(batch),
+                    events: batch as u32,
+                    intents: Vec::new(),
+                })
+                .is_ok()
+            {}
+        }),
+        Some(world) => {
+            let world = Arc::clone(world);
+            // How often each person acts so that event time runs `--time-scale` times faster
+            // than the clock at the planned rate.
+            let rate = if args.rate > 0 {
+                args.rate as f64
+            } else {
+                ASSUMED_MAX_RATE
+            };
+            let config = ActivityConfig {
+                seed: args.seed,
+                origin_ns: start_ns,
+                events_per_person_day: rate * 86_400.0 / (args.subjects as f64 * args.time_scale),
+                duplicate_rate: args.duplicate_rate,
+                malformed_rate: args.malformed_rate,
+                run_id: run_id.clone(),
+            };
+            std::thread::spawn(move || world_batches(&world, config, batch, &tx))
+        }
+    };
     let prefill = Instant::now();
     while rx.len() < capacity && prefill.elapsed() < Duration::from_secs(30) {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -107,6 +139,9 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
         },
     };
     let channels = publish::connect(&config).await?;
+    if let (Some(world), Some(channel)) = (&world, channels.first()) {
+        publish_world(world, channel, &config.bearer).await?;
+    }
     let mut warnings = Vec::new();
     let read_metrics = !args.metrics_url.is_empty();
     if read_metrics {
@@ -167,6 +202,67 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
         server,
         warnings,
     })
+}
+
+/// The world's activity as batches of about `batch` events, until event time reaches a
+/// minute before now or the senders stop taking them.
+fn world_batches(world: &World, config: ActivityConfig, batch: usize, tx: &mpsc::Sender<Batch>) {
+    let end = now_ns() - 60 * 1_000_000_000;
+    let mut activity = Activity::new(config);
+    let mut pending = std::collections::VecDeque::new();
+    loop {
+        while pending.len() < batch && activity.clock_ns() < end {
+            let to = (activity.clock_ns() + 60 * 1_000_000_000).min(end);
+            pending.extend(activity.advance(world, to));
+        }
+        if pending.is_empty() {
+            return;
+        }
+        let (events, intents): (Vec<pb::Event>, Vec<_>) =
+            pending.drain(..pending.len().min(batch)).unzip();
+        let request = pb::PublishEventsRequest { events };
+        let sent = Batch {
+            events: intents.len() as u32,
+            bytes: request.encode_to_vec().into(),
+            intents,
+        };
+        if tx.blocking_send(sent).is_err() {
+            return;
+        }
+    }
+}
+
+/// The world's people and relations, before its events.
+async fn publish_world(
+    world: &World,
+    channel: &tonic::transport::Channel,
+    bearer: &credence_proto::client::Bearer,
+) -> anyhow::Result<()> {
+    use credence_proto::v1::graph_service_client::GraphServiceClient;
+    use credence_proto::v1::ingestion_service_client::IngestionServiceClient;
+    let mut ingestion = IngestionServiceClient::new(channel.clone());
+    for profiles in world.profiles().chunks(1_000) {
+        let mut request = tonic::Request::new(pb::UpsertProfilesRequest {
+            profiles: profiles.to_vec(),
+        });
+        bearer.apply(&mut request);
+        ingestion
+            .upsert_profiles(request)
+            .await
+            .context("publishing the world's profiles")?;
+    }
+    let mut graph = GraphServiceClient::new(channel.clone());
+    for relations in world.relations().chunks(1_000) {
+        let mut request = tonic::Request::new(pb::PutRelationsRequest {
+            relations: relations.to_vec(),
+        });
+        bearer.apply(&mut request);
+        graph
+            .put_relations(request)
+            .await
+            .context("publishing the world's relations (needs the admin role)")?;
+    }
+    Ok(())
 }
 
 async fn fetch_or_warn(url: &str, warnings: &mut Vec<String>) -> Option<Metrics> {

@@ -22,6 +22,8 @@ pub struct Batch {
     pub bytes: Bytes,
     /// Events in it.
     pub events: u32,
+    /// What each event is meant to be, in order (empty: all valid and new).
+    pub intents: Vec<crate::world::Intent>,
 }
 
 /// Phases of a run; a result counts for the phase its call started in.
@@ -48,6 +50,13 @@ pub struct Tally {
     pub failure_messages: BTreeMap<String, String>,
     /// The first few per-event rejection reasons.
     pub rejection_samples: Vec<String>,
+    /// Events sent again on purpose (`--world`): the node must answer DUPLICATE.
+    pub intended_duplicates: u64,
+    /// Events sent malformed on purpose (`--world`): the node must answer REJECTED.
+    pub intended_malformed: u64,
+    /// Events whose answer was not the one their intent calls for (a valid event not
+    /// accepted, a duplicate not refused, a malformed event not rejected).
+    pub unexpected: u64,
     /// `PublishEvents` latencies in microseconds, one per request that got an answer.
     #[serde(skip)]
     pub latencies_us: Vec<u64>,
@@ -59,6 +68,9 @@ impl Tally {
         self.accepted += other.accepted;
         self.duplicates += other.duplicates;
         self.rejected += other.rejected;
+        self.intended_duplicates += other.intended_duplicates;
+        self.intended_malformed += other.intended_malformed;
+        self.unexpected += other.unexpected;
         for (code, n) in other.failed {
             *self.failed.entry(code).or_default() += n;
         }
@@ -75,13 +87,15 @@ impl Tally {
 
     fn record(
         &mut self,
-        events: u32,
+        batch: &Batch,
         started: Instant,
         result: Result<pb::PublishEventsResponse, Status>,
     ) {
+        let events = batch.events;
         self.sent += u64::from(events);
         match result {
             Ok(response) => {
+                self.judge(&batch.intents, &response);
                 self.latencies_us.push(started.elapsed().as_micros() as u64);
                 self.accepted += u64::from(response.accepted);
                 self.duplicates += u64::from(response.duplicates);
@@ -100,6 +114,29 @@ impl Tally {
                 self.failure_messages
                     .entry(code)
                     .or_insert_with(|| status.message().to_owned());
+            }
+        }
+    }
+}
+
+impl Tally {
+    /// Checks each answer against what its event was meant to be.
+    fn judge(&mut self, intents: &[crate::world::Intent], response: &pb::PublishEventsResponse) {
+        use crate::world::Intent;
+        for (intent, result) in intents.iter().zip(&response.results) {
+            let expected = match intent {
+                Intent::Valid => pb::EventOutcome::Accepted,
+                Intent::Duplicate => {
+                    self.intended_duplicates += 1;
+                    pb::EventOutcome::Duplicate
+                }
+                Intent::Malformed => {
+                    self.intended_malformed += 1;
+                    pb::EventOutcome::Rejected
+                }
+            };
+            if result.outcome() != expected {
+                self.unexpected += 1;
             }
         }
     }
@@ -258,7 +295,7 @@ impl Worker {
                 break;
             }
             let started = intended.unwrap_or_else(Instant::now);
-            let mut request = tonic::Request::new(batch.bytes);
+            let mut request = tonic::Request::new(batch.bytes.clone());
             self.bearer.apply(&mut request);
             let result = match self.client.ready().await {
                 Ok(()) => self
@@ -273,7 +310,7 @@ impl Worker {
             } else {
                 &mut tallies.measure
             };
-            tally.record(batch.events, started, result);
+            tally.record(&batch, started, result);
         }
         tallies
     }
@@ -325,6 +362,41 @@ pub fn latency_ms(samples: &mut [u64], q: f64) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::world::Intent;
+
+    #[test]
+    fn answers_are_judged_against_what_each_event_was_meant_to_be() {
+        let outcome = |o: pb::EventOutcome| pb::EventResult {
+            outcome: o as i32,
+            ..pb::EventResult::default()
+        };
+        let response = pb::PublishEventsResponse {
+            results: vec![
+                outcome(pb::EventOutcome::Accepted),
+                outcome(pb::EventOutcome::Duplicate),
+                outcome(pb::EventOutcome::Rejected),
+                // A duplicate the node accepted: counted as unexpected.
+                outcome(pb::EventOutcome::Accepted),
+            ],
+            ..pb::PublishEventsResponse::default()
+        };
+        let mut tally = Tally::default();
+        let intents = [
+            Intent::Valid,
+            Intent::Duplicate,
+            Intent::Malformed,
+            Intent::Duplicate,
+        ];
+        tally.judge(&intents, &response);
+        assert_eq!(
+            (
+                tally.intended_duplicates,
+                tally.intended_malformed,
+                tally.unexpected
+            ),
+            (2, 1, 1)
+        );
+    }
 
     #[test]
     fn nearest_rank_latencies() {

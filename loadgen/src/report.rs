@@ -102,6 +102,14 @@ impl Report {
             self.events.rejected,
             self.events.failed.values().sum::<u64>()
         );
+        let e = &self.events;
+        if e.intended_duplicates + e.intended_malformed + e.unexpected > 0 {
+            let _ = writeln!(
+                s,
+                "           on purpose: {} duplicates, {} malformed; answered otherwise than meant: {}",
+                e.intended_duplicates, e.intended_malformed, e.unexpected
+            );
+        }
         for (code, n) in &self.events.failed {
             let msg = self
                 .events
