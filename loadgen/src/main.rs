@@ -140,7 +140,7 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
     };
     let channels = publish::connect(&config).await?;
     if let (Some(world), Some(channel)) = (&world, channels.first()) {
-        publish_world(world, channel, &config.bearer).await?;
+        publish::publish_world(world, channel, &config.bearer).await?;
     }
     let mut warnings = Vec::new();
     let read_metrics = !args.metrics_url.is_empty();
@@ -230,39 +230,6 @@ fn world_batches(world: &World, config: ActivityConfig, batch: usize, tx: &mpsc:
             return;
         }
     }
-}
-
-/// The world's people and relations, before its events.
-async fn publish_world(
-    world: &World,
-    channel: &tonic::transport::Channel,
-    bearer: &credence_proto::client::Bearer,
-) -> anyhow::Result<()> {
-    use credence_proto::v1::graph_service_client::GraphServiceClient;
-    use credence_proto::v1::ingestion_service_client::IngestionServiceClient;
-    let mut ingestion = IngestionServiceClient::new(channel.clone());
-    for profiles in world.profiles().chunks(1_000) {
-        let mut request = tonic::Request::new(pb::UpsertProfilesRequest {
-            profiles: profiles.to_vec(),
-        });
-        bearer.apply(&mut request);
-        ingestion
-            .upsert_profiles(request)
-            .await
-            .context("publishing the world's profiles")?;
-    }
-    let mut graph = GraphServiceClient::new(channel.clone());
-    for relations in world.relations().chunks(1_000) {
-        let mut request = tonic::Request::new(pb::PutRelationsRequest {
-            relations: relations.to_vec(),
-        });
-        bearer.apply(&mut request);
-        graph
-            .put_relations(request)
-            .await
-            .context("publishing the world's relations (needs the admin role)")?;
-    }
-    Ok(())
 }
 
 async fn fetch_or_warn(url: &str, warnings: &mut Vec<String>) -> Option<Metrics> {

@@ -316,6 +316,40 @@ impl Worker {
     }
 }
 
+/// Publishes `world`'s people and relations (before its events), a thousand per request.
+pub async fn publish_world(
+    world: &crate::world::World,
+    channel: &Channel,
+    bearer: &credence_proto::client::Bearer,
+) -> anyhow::Result<()> {
+    use credence_proto::v1::graph_service_client::GraphServiceClient;
+    use credence_proto::v1::ingestion_service_client::IngestionServiceClient;
+    const PER_REQUEST: usize = 1_000;
+    let mut ingestion = IngestionServiceClient::new(channel.clone());
+    for profiles in world.profiles().chunks(PER_REQUEST) {
+        let mut request = tonic::Request::new(pb::UpsertProfilesRequest {
+            profiles: profiles.to_vec(),
+        });
+        bearer.apply(&mut request);
+        ingestion
+            .upsert_profiles(request)
+            .await
+            .context("publishing the world's profiles")?;
+    }
+    let mut graph = GraphServiceClient::new(channel.clone());
+    for relations in world.relations().chunks(PER_REQUEST) {
+        let mut request = tonic::Request::new(pb::PutRelationsRequest {
+            relations: relations.to_vec(),
+        });
+        bearer.apply(&mut request);
+        graph
+            .put_relations(request)
+            .await
+            .context("publishing the world's relations (needs the admin role)")?;
+    }
+    Ok(())
+}
+
 /// Sends pre-encoded request bytes as they are; decodes the response with prost.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RawCodec;

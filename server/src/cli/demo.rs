@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use credence_loadgen::world::{Activity, ActivityConfig, Intent, World};
+use credence_proto::client::Bearer;
 use credence_proto::v1 as pb;
-use credence_proto::v1::graph_service_client::GraphServiceClient;
 use credence_proto::v1::ingestion_service_client::IngestionServiceClient;
 use credence_proto::v1::query_service_client::QueryServiceClient;
 use credence_proto::v1::scoring_service_client::ScoringServiceClient;
@@ -99,23 +99,9 @@ async fn run(
     let channel = Channel::from_shared(format!("http://{grpc}"))?
         .connect()
         .await?;
-    let mut ingestion = IngestionServiceClient::new(channel.clone());
     let world = World::new(SEED, settings.demo_subjects);
-    for profiles in world.profiles().chunks(BATCH) {
-        ingestion
-            .upsert_profiles(pb::UpsertProfilesRequest {
-                profiles: profiles.to_vec(),
-            })
-            .await?;
-    }
-    let mut graph = GraphServiceClient::new(channel.clone());
-    for relations in world.relations().chunks(BATCH) {
-        graph
-            .put_relations(pb::PutRelationsRequest {
-                relations: relations.to_vec(),
-            })
-            .await?;
-    }
+    credence_loadgen::publish::publish_world(&world, &channel, &Bearer::default()).await?;
+    let mut ingestion = IngestionServiceClient::new(channel.clone());
     println!(
         "demo: {} people and {} relations published; events follow, {} of event time per second",
         world.people.len(),
