@@ -24,6 +24,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use tonic::Status;
 
+use crate::error::Error;
+
 /// A role a token can hold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Role {
@@ -331,11 +333,12 @@ impl Authenticator {
         authorization: Option<&http::HeaderValue>,
         needed: Role,
         path: &str,
-    ) -> Result<Caller, Status> {
+    ) -> Result<Caller, Error> {
         let Some(value) = authorization else {
-            return Err(Status::unauthenticated(
+            return Err(Error::Unauthenticated(
                 "this node requires a bearer token: send the metadata `authorization: Bearer \
-                 <token>` (the credence CLI: --token or CREDENCE_TOKEN)",
+                 <token>` (the credence CLI: --token or CREDENCE_TOKEN)"
+                    .into(),
             ));
         };
         let token = value
@@ -347,12 +350,14 @@ impl Authenticator {
             })
             .filter(|t| !t.is_empty())
             .ok_or_else(|| {
-                Status::unauthenticated("the authorization metadata must read `Bearer <token>`")
+                Error::Unauthenticated(
+                    "the authorization metadata must read `Bearer <token>`".into(),
+                )
             })?;
         let tokens = Arc::clone(&self.tokens.read());
         let identity = tokens.by_hash.get(&token_hash(token)).ok_or_else(|| {
-            Status::unauthenticated(
-                "the bearer token is not known to this node (mistyped, revoked or rotated)",
+            Error::Unauthenticated(
+                "the bearer token is not known to this node (mistyped, revoked or rotated)".into(),
             )
         })?;
         if identity.roles.iter().any(|r| r.grants(needed)) {
@@ -363,7 +368,7 @@ impl Authenticator {
         let held: Vec<&str> = identity.roles.iter().map(|r| r.name()).collect();
         let method = path.rsplit('/').next().unwrap_or_default();
         let method: String = method.chars().take(48).collect();
-        Err(Status::permission_denied(format!(
+        Err(Error::PermissionDenied(format!(
             "token {:?} holds the role(s) {}; {method} needs the {} role",
             identity.name,
             held.join(", "),
@@ -488,7 +493,9 @@ where
                     req.uri().path(),
                 ) {
                     Ok(caller) => Some(caller),
-                    Err(status) => return Either::Right(ready(Ok(status.into_http()))),
+                    Err(refused) => {
+                        return Either::Right(ready(Ok(Status::from(refused).into_http())));
+                    }
                 }
             }
         };
@@ -581,7 +588,10 @@ mod tests {
         std::fs::write(&path, text).unwrap();
         let auth = Authenticator::open(&path).unwrap();
         let path = "/credence.v1.ScoringService/PutRule";
-        let ok = |token: &str, role| auth.check(Some(&bearer(token)), role, path);
+        let ok = |token: &str, role| {
+            auth.check(Some(&bearer(token)), role, path)
+                .map_err(Status::from)
+        };
         assert_eq!(&*ok("t-admin", Role::Reader).unwrap().name, "ops");
         assert_eq!(&*ok("t-admin", Role::Producer).unwrap().name, "ops");
         assert_eq!(&*ok("t-reader", Role::Producer).unwrap().name, "dash");
@@ -604,7 +614,7 @@ mod tests {
                 "Bearer <token>",
             ),
         ] {
-            let err = auth.check(value.as_ref(), Role::Reader, path).unwrap_err();
+            let err = Status::from(auth.check(value.as_ref(), Role::Reader, path).unwrap_err());
             assert_eq!(err.code(), tonic::Code::Unauthenticated, "{value:?}");
             assert!(err.message().contains(why), "{value:?}: {err:?}");
             assert!(

@@ -35,6 +35,12 @@ pub enum Error {
     /// A broken invariant of the server itself (a bug), never a fault of input or backend.
     #[error("{0}")]
     Internal(String),
+    /// The call carries no token, or one this node does not know.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The caller's token lacks the role the call needs.
+    #[error("{0}")]
+    PermissionDenied(String),
     /// A request field that cannot become a domain value.
     #[error(transparent)]
     Convert(#[from] ConvertError),
@@ -84,6 +90,11 @@ impl Error {
         Self::ResourceExhausted(message.into()).into()
     }
 
+    /// A component down or stopping: retrying later may work.
+    pub fn unavailable<T: From<Error>>(message: impl Into<String>) -> T {
+        Self::Unavailable(message.into()).into()
+    }
+
     /// A broken invariant of the server (a bug).
     pub fn internal<T: From<Error>>(message: impl Into<String>) -> T {
         Self::Internal(message.into()).into()
@@ -110,6 +121,8 @@ impl Error {
             Self::ResourceExhausted(_) => Code::ResourceExhausted,
             Self::Unavailable(_) => Code::Unavailable,
             Self::Internal(_) => Code::Internal,
+            Self::Unauthenticated(_) => Code::Unauthenticated,
+            Self::PermissionDenied(_) => Code::PermissionDenied,
             Self::Context { inner, .. } => inner.code(),
             Self::Storage(e) => match e {
                 StorageError::Invalid(_) => Code::InvalidArgument,

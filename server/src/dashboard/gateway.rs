@@ -8,6 +8,7 @@
 
 use std::convert::Infallible;
 
+use crate::error::Error;
 use bytes::{Buf as _, BufMut as _, Bytes, BytesMut};
 use http_body_util::BodyExt as _;
 use prost::Message as _;
@@ -93,13 +94,19 @@ impl Answer {
             match self.body.frame().await {
                 None => {
                     if !self.buffer.is_empty() {
-                        return Err(Status::internal("the answer ended inside a message"));
+                        return Err(Error::internal::<Status>(
+                            "the answer ended inside a message",
+                        ));
                     }
                     // A gRPC answer always ends with a status; without one it was cut.
-                    return Err(Status::unavailable("the call ended without a status"));
+                    return Err(Error::unavailable::<Status>(
+                        "the call ended without a status",
+                    ));
                 }
                 Some(Err(e)) => {
-                    return Err(Status::unavailable(format!("reading the answer: {e}")));
+                    return Err(Error::unavailable::<Status>(format!(
+                        "reading the answer: {e}"
+                    )));
                 }
                 Some(Ok(frame)) => match frame.into_data() {
                     Ok(data) => self.buffer.put(data),
@@ -126,12 +133,12 @@ impl Answer {
         ]) as usize;
         if compressed != 0 {
             // The gateway never offers an encoding, so the services never compress.
-            return Err(Status::internal(
+            return Err(Error::internal::<Status>(
                 "a compressed message the gateway did not ask for",
             ));
         }
         if len > self.max_message.max(64 << 20) {
-            return Err(Status::internal(format!(
+            return Err(Error::internal::<Status>(format!(
                 "an answer message of {len} bytes"
             )));
         }
@@ -156,7 +163,7 @@ fn finish(status: Status) -> Result<Option<Bytes>, Status> {
 /// broken answer.
 fn status_of(map: &http::HeaderMap) -> Status {
     Status::from_header_map(map)
-        .unwrap_or_else(|| Status::unavailable("the answer carried no gRPC status"))
+        .unwrap_or_else(|| Error::unavailable::<Status>("the answer carried no gRPC status"))
 }
 
 impl Gateway {
@@ -179,7 +186,7 @@ impl Gateway {
             .then(|| self.pool.get_service_by_name(service))
             .flatten()
             .ok_or_else(|| {
-                Status::not_found(format!(
+                Error::not_found::<Status>(format!(
                     "no service {}: the API serves {PACKAGE}.IngestionService, \
                      {PACKAGE}.ScoringService, {PACKAGE}.QueryService and {PACKAGE}.GraphService",
                     crate::error::quote(service)
@@ -188,7 +195,7 @@ impl Gateway {
             .methods()
             .find(|m| m.name() == method)
             .ok_or_else(|| {
-                Status::not_found(format!(
+                Error::not_found::<Status>(format!(
                     "{service} has no method {}",
                     crate::error::quote(method)
                 ))
@@ -204,7 +211,7 @@ impl Gateway {
         authorization: Option<&http::HeaderValue>,
     ) -> Result<serde_json::Value, Status> {
         if method.descriptor.is_client_streaming() || method.descriptor.is_server_streaming() {
-            return Err(Status::invalid_argument(format!(
+            return Err(Error::invalid::<Status>(format!(
                 "{} streams, which JSON over one HTTP request cannot: publish with \
                  PublishEvents, follow alerts at /api/v1/alerts and run SQL at \
                  /api/v1/analytics",
@@ -216,7 +223,7 @@ impl Gateway {
         let message = answer
             .next()
             .await?
-            .ok_or_else(|| Status::internal("a unary call answered no message"))?;
+            .ok_or_else(|| Error::internal::<Status>("a unary call answered no message"))?;
         // Drain to the status: a unary call may still fail after its message.
         while answer.next().await?.is_some() {}
         to_json(&method.output(), &message)
@@ -231,7 +238,7 @@ impl Gateway {
         authorization: Option<&http::HeaderValue>,
     ) -> Result<Answer, Status> {
         let len = u32::try_from(request.len())
-            .map_err(|_| Status::resource_exhausted("the request is larger than 4 GiB"))?;
+            .map_err(|_| Error::exhausted::<Status>("the request is larger than 4 GiB"))?;
         let mut frame = BytesMut::with_capacity(FRAME_HEADER + request.len());
         frame.put_u8(0);
         frame.put_u32(len);
@@ -247,7 +254,7 @@ impl Gateway {
         }
         let request = builder
             .body(Body::new(http_body_util::Full::new(frame.freeze())))
-            .map_err(|e| Status::internal(format!("building the gRPC request: {e}")))?;
+            .map_err(|e| Error::internal::<Status>(format!("building the gRPC request: {e}")))?;
         let Ok(response) = self.grpc.clone().oneshot(request).await;
         // A trailers-only answer: the call ended before any message (a refusal, mostly).
         let done = response
@@ -283,7 +290,7 @@ pub(super) fn request_from_json(
             let located = serde_json::from_slice::<serde_json::Value>(json)
                 .ok()
                 .and_then(|v| field_at_fault(descriptor, &v));
-            Err(Status::invalid_argument(format!(
+            Err(Error::invalid::<Status>(format!(
                 "the body is not a {} in JSON: {}",
                 descriptor.name(),
                 located.unwrap_or_else(|| e.to_string())
@@ -339,19 +346,19 @@ pub(super) fn to_json(
     bytes: &[u8],
 ) -> Result<serde_json::Value, Status> {
     let message = DynamicMessage::decode(descriptor.clone(), bytes)
-        .map_err(|e| Status::internal(format!("decoding the answer: {e}")))?;
+        .map_err(|e| Error::internal::<Status>(format!("decoding the answer: {e}")))?;
     let options = SerializeOptions::new()
         .use_proto_field_name(true)
         .skip_default_fields(false)
         .stringify_64_bit_integers(false);
     message
         .serialize_with_options(serde_json::value::Serializer, &options)
-        .map_err(|e| Status::internal(format!("the answer as JSON: {e}")))
+        .map_err(|e| Error::internal::<Status>(format!("the answer as JSON: {e}")))
 }
 
 /// Decodes a known prost message of an answer.
 pub(super) fn decode<M: prost::Message + Default>(bytes: Bytes) -> Result<M, Status> {
-    M::decode(bytes).map_err(|e| Status::internal(format!("decoding the answer: {e}")))
+    M::decode(bytes).map_err(|e| Error::internal::<Status>(format!("decoding the answer: {e}")))
 }
 
 /// Makes the node's gRPC stack a [`GrpcService`].

@@ -26,6 +26,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::error::Error;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -99,7 +100,7 @@ pub async fn serve(
         .route("/api/v1/alerts", get(alerts))
         .route("/api/v1/analytics", post(analytics))
         .route("/api/v1/{service}/{method}", post(rpc))
-        .fallback(|| async { ApiError(Status::not_found("no such page or API path")) })
+        .fallback(|| async { ApiError(Error::not_found::<Status>("no such page or API path")) })
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(Arc::new(dashboard));
     crate::tls::serve_http(addr, tls, app, "dashboard").await
@@ -111,8 +112,10 @@ fn asset(file: &str, content_type: &'static str, built_in: &'static str) -> Resp
         Some(dir) => match std::fs::read_to_string(std::path::Path::new(&dir).join(file)) {
             Ok(text) => text,
             Err(e) => {
-                return ApiError(Status::not_found(format!("{file} in {ASSETS_ENV}: {e}")))
-                    .into_response();
+                return ApiError(Error::not_found::<Status>(format!(
+                    "{file} in {ASSETS_ENV}: {e}"
+                )))
+                .into_response();
             }
         },
         None => built_in.to_owned(),
@@ -230,7 +233,7 @@ fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     if declared {
         Ok(())
     } else {
-        Err(ApiError(Status::invalid_argument(
+        Err(ApiError(Error::invalid::<Status>(
             "send the body with `Content-Type: application/json`",
         )))
     }
@@ -332,7 +335,7 @@ async fn stats(State(d): State<Arc<Dashboard>>, headers: HeaderMap) -> Result<Re
             Role::Reader,
             "/api/v1/stats",
         )
-        .map_err(ApiError)?;
+        .map_err(|refused| ApiError(refused.into()))?;
     }
     let body = stats::snapshot(d.partitions, d.started);
     Ok(json_response(StatusCode::OK, &body))

@@ -2,6 +2,7 @@
 //! `Event` in JSON (a bad timestamp, an unknown field) is rejected alone, naming its field,
 //! and the others are published.
 
+use crate::error::Error;
 use serde_json::{Value, json};
 use tonic::Status;
 
@@ -26,7 +27,7 @@ pub(super) async fn publish(
         .input()
         .get_field_by_name("events")
         .and_then(|f| f.kind().as_message().cloned())
-        .ok_or_else(|| Status::internal("PublishEventsRequest has no events field"))?;
+        .ok_or_else(|| Error::internal::<Status>("PublishEventsRequest has no events field"))?;
     let mut readable = Vec::new();
     let mut refused = Vec::new();
     for (index, value) in events.iter().enumerate() {

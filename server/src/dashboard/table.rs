@@ -2,6 +2,7 @@
 //! names and types, then rows of values. Numbers and booleans stay JSON numbers and
 //! booleans, so the page can chart them; every other type is its Arrow display text.
 
+use crate::error::Error;
 use arrow::array::{Array, ArrayRef, AsArray as _};
 use arrow::datatypes::{DataType, Float64Type, Int64Type, UInt64Type};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
@@ -15,7 +16,7 @@ const UTC: &str = "+00:00";
 /// `{"columns": [{"name", "type"}], "rows": [[...]], "row_count": n}`.
 pub(super) fn to_json(ipc: &[u8]) -> Result<Value, Status> {
     let reader = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(ipc), None)
-        .map_err(|e| Status::internal(format!("reading the analytics result: {e}")))?;
+        .map_err(|e| Error::internal::<Status>(format!("reading the analytics result: {e}")))?;
     let schema = reader.schema();
     let columns: Vec<Value> = schema
         .fields()
@@ -24,8 +25,8 @@ pub(super) fn to_json(ipc: &[u8]) -> Result<Value, Status> {
         .collect();
     let mut rows: Vec<Vec<Value>> = Vec::new();
     for batch in reader {
-        let batch =
-            batch.map_err(|e| Status::internal(format!("reading the analytics result: {e}")))?;
+        let batch = batch
+            .map_err(|e| Error::internal::<Status>(format!("reading the analytics result: {e}")))?;
         let start = rows.len();
         rows.resize_with(start + batch.num_rows(), || {
             Vec::with_capacity(batch.num_columns())
@@ -43,7 +44,7 @@ pub(super) fn to_json(ipc: &[u8]) -> Result<Value, Status> {
 fn column_values(column: &ArrayRef) -> Result<Vec<Value>, Status> {
     let cast = |to: &DataType| {
         arrow::compute::cast(column, to)
-            .map_err(|e| Status::internal(format!("converting a column: {e}")))
+            .map_err(|e| Error::internal::<Status>(format!("converting a column: {e}")))
     };
     let values: Vec<Value> = match column.data_type() {
         DataType::Boolean => column
@@ -86,7 +87,7 @@ fn column_values(column: &ArrayRef) -> Result<Vec<Value>, Status> {
         _ => {
             let options = FormatOptions::default();
             let formatter = ArrayFormatter::try_new(column.as_ref(), &options)
-                .map_err(|e| Status::internal(format!("showing a column: {e}")))?;
+                .map_err(|e| Error::internal::<Status>(format!("showing a column: {e}")))?;
             (0..column.len())
                 .map(|i| {
                     if column.is_null(i) {

@@ -64,7 +64,7 @@ impl Node {
         };
         self.stores.audit.record(vec![entry]).await.map_err(|e| {
             tracing::error!(error = %e, action, "a change could not be recorded in the audit trail");
-            Status::unavailable(format!(
+            Error::unavailable::<Status>(format!(
                 "{action} was applied, but recording it in the audit trail failed: {e}"
             ))
         })
