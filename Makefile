@@ -151,9 +151,10 @@ bench-stack: ## Bulk write rates of each stack store through its crate (needs `m
 test: fmt-check clippy clippy-stack fuzz-smoke test-rust doc test-stack ## Everything CI runs: format, lints, fuzz smoke, all tests, docs, the real stack
 
 .PHONY: bench
-bench: setup ## Run the criterion benchmarks (scoring engine, embedded micro-batch commit)
+bench: setup ## Run the criterion benchmarks (scoring engine, embedded micro-batch commit, the load generator's event making)
 	$(CARGO) bench -p credence-scorer --bench apply
 	$(CARGO) bench -p credence-storage --bench embedded_commit
+	$(CARGO) bench -p credence-loadgen --bench generate
 
 LOADGEN_ARGS ?= --duration 30s --warmup 5s
 BENCH_NODE_ARGS ?=

@@ -5,7 +5,7 @@
 //!   from anywhere at run time.
 //! - `POST /api/v1/{service}/{method}`: any unary RPC of the four services with its request
 //!   and answer in the protobuf JSON mapping, forwarded in process through the node's gRPC
-//!   stack ([`gateway`]), so the same roles, validation, limits and messages apply.
+//!   stack (`gateway.rs`), so the same roles, validation, limits and messages apply.
 //! - `POST /api/v1/analytics`: `RunAnalytics` with its Arrow answer as a JSON table.
 //! - `GET /api/v1/alerts`: `WatchAlerts` as Server-Sent Events.
 //! - `GET /api/v1/stats`: the node's counters (those of `/metrics`) as JSON.
