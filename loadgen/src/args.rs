@@ -55,6 +55,13 @@ pub struct Args {
     /// Print one JSON object instead of the text report.
     #[arg(long)]
     pub json: bool,
+    /// Also write the report as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<std::path::PathBuf>,
+    /// No progress line while the run goes on (a live line on a terminal, a plain line
+    /// every 5 s otherwise, on stderr).
+    #[arg(long)]
+    pub quiet: bool,
     /// Publish the synthetic world (`world`): `--subjects` people with their profiles and
     /// relations first, then their activity, instead of templated events.
     #[arg(long)]

@@ -7,6 +7,7 @@ use clap::Parser as _;
 use credence_loadgen::args::Args;
 use credence_loadgen::generate::{GenConfig, Generator, Rng};
 use credence_loadgen::metrics::{self, Metrics};
+use credence_loadgen::progress;
 use credence_loadgen::publish::{self, Batch, MEASURE, PublishConfig, STOPPED};
 use credence_loadgen::report::{Latency, Report, ServerFigures};
 use credence_loadgen::world::{Activity, ActivityConfig, World};
@@ -28,6 +29,11 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     args.validate()?;
     let report = run(&args).await?;
+    if let Some(path) = &args.report {
+        let json = serde_json::to_string_pretty(&report)?;
+        std::fs::write(path, json + "\n")
+            .with_context(|| format!("writing --report {}", path.display()))?;
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -152,6 +158,7 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
     }
 
     let (control, senders) = publish::start(&config, channels, rx);
+    let progress = (!args.quiet).then(|| tokio::spawn(progress::show(Arc::clone(&control))));
     if !args.warmup.is_zero() {
         tokio::time::sleep(args.warmup).await;
     }
@@ -165,24 +172,22 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
     tokio::time::sleep(args.duration).await;
     control.set_phase(STOPPED);
     let tallies = senders.await.context("the senders failed")?;
+    if let Some(progress) = progress {
+        progress.abort();
+        let _ = progress.await;
+    }
     let measured = t_start.elapsed();
     if generator.join().is_err() {
         warnings.push("the generator thread panicked".into());
     }
 
-    let mut t = tallies.measure;
+    let t = tallies.measure;
     let server = match (read_metrics, before) {
         (true, Some(before)) => Some(server_figures(args, &before, t_start, &mut warnings).await),
         _ => None,
     };
-    let requests = t.latencies_us.len() as u64;
-    let publish_latency = Latency {
-        p50_ms: publish::latency_ms(&mut t.latencies_us, 0.50),
-        p99_ms: publish::latency_ms(&mut t.latencies_us, 0.99),
-        max_ms: publish::latency_ms(&mut t.latencies_us, 1.0),
-        p50_beyond_buckets: false,
-        p99_beyond_buckets: false,
-    };
+    let requests = t.latencies.count();
+    let publish_latency = Latency::of(&t.latencies);
     Ok(Report {
         target: args.target.clone(),
         run_id,
@@ -193,10 +198,7 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
         target_rate: args.rate,
         measured_s: measured.as_secs_f64(),
         events_per_s: t.accepted as f64 / measured.as_secs_f64(),
-        events: publish::Tally {
-            latencies_us: Vec::new(),
-            ..t
-        },
+        events: t,
         publish_latency,
         requests,
         server,
@@ -287,7 +289,9 @@ async fn server_figures(
     ServerFigures {
         ingest_to_snapshot: Latency {
             p50_ms: diff.quantile(0.50).map(|s| s * 1000.0),
+            p90_ms: diff.quantile(0.90).map(|s| s * 1000.0),
             p99_ms: diff.quantile(0.99).map(|s| s * 1000.0),
+            p999_ms: diff.quantile(0.999).map(|s| s * 1000.0),
             max_ms: None,
             p50_beyond_buckets: diff.beyond_buckets(0.50),
             p99_beyond_buckets: diff.beyond_buckets(0.99),

@@ -15,6 +15,8 @@ use tonic::codec::{Codec, EncodeBuf, Encoder};
 use tonic::codegen::http::uri::PathAndQuery;
 use tonic::transport::Channel;
 
+use crate::latency::Latencies;
+
 /// One encoded `PublishEventsRequest` and the number of events in it.
 #[derive(Clone, Debug)]
 pub struct Batch {
@@ -57,9 +59,9 @@ pub struct Tally {
     /// Events whose answer was not the one their intent calls for (a valid event not
     /// accepted, a duplicate not refused, a malformed event not rejected).
     pub unexpected: u64,
-    /// `PublishEvents` latencies in microseconds, one per request that got an answer.
+    /// `PublishEvents` latencies, one per request that got an answer.
     #[serde(skip)]
-    pub latencies_us: Vec<u64>,
+    pub latencies: Latencies,
 }
 
 impl Tally {
@@ -82,7 +84,7 @@ impl Tally {
                 self.rejection_samples.push(r);
             }
         }
-        self.latencies_us.extend(other.latencies_us);
+        self.latencies.merge(&other.latencies);
     }
 
     fn record(
@@ -90,13 +92,22 @@ impl Tally {
         batch: &Batch,
         started: Instant,
         result: Result<pb::PublishEventsResponse, Status>,
+        live: &Live,
     ) {
         let events = batch.events;
         self.sent += u64::from(events);
+        live.sent.fetch_add(u64::from(events), Ordering::Relaxed);
         match result {
             Ok(response) => {
                 self.judge(&batch.intents, &response);
-                self.latencies_us.push(started.elapsed().as_micros() as u64);
+                self.latencies
+                    .record_us(started.elapsed().as_micros() as u64);
+                live.accepted
+                    .fetch_add(u64::from(response.accepted), Ordering::Relaxed);
+                live.refused.fetch_add(
+                    u64::from(response.duplicates + response.rejected),
+                    Ordering::Relaxed,
+                );
                 self.accepted += u64::from(response.accepted);
                 self.duplicates += u64::from(response.duplicates);
                 self.rejected += u64::from(response.rejected);
@@ -109,6 +120,7 @@ impl Tally {
                 }
             }
             Err(status) => {
+                live.failed.fetch_add(u64::from(events), Ordering::Relaxed);
                 let code = format!("{:?}", status.code());
                 *self.failed.entry(code.clone()).or_default() += u64::from(events);
                 self.failure_messages
@@ -170,6 +182,29 @@ pub struct PublishConfig {
     pub tls: credence_proto::client::ClientTls,
 }
 
+/// Running totals of every phase, added to as answers come back: what the progress line
+/// shows while the run goes on.
+#[derive(Debug, Default)]
+pub struct Live {
+    sent: AtomicU64,
+    accepted: AtomicU64,
+    refused: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// A reading of [`Live`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LiveCounts {
+    /// Events in the requests answered (or failed) so far.
+    pub sent: u64,
+    /// Events accepted.
+    pub accepted: u64,
+    /// Events answered as duplicates or rejected.
+    pub refused: u64,
+    /// Events of requests that failed as a whole.
+    pub failed: u64,
+}
+
 /// Shared control of running senders.
 #[derive(Debug)]
 pub struct Control {
@@ -177,9 +212,21 @@ pub struct Control {
     stop: AtomicBool,
     stopped: tokio::sync::watch::Sender<bool>,
     tickets: AtomicU64,
+    live: Live,
 }
 
 impl Control {
+    /// The running totals now.
+    pub fn live(&self) -> LiveCounts {
+        let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        LiveCounts {
+            sent: read(&self.live.sent),
+            accepted: read(&self.live.accepted),
+            refused: read(&self.live.refused),
+            failed: read(&self.live.failed),
+        }
+    }
+
     /// Moves every sender to `phase`; calls started from now on count for it.
     pub fn set_phase(&self, phase: u8) {
         self.phase.store(phase, Ordering::SeqCst);
@@ -222,6 +269,7 @@ pub fn start(
         stop: AtomicBool::new(false),
         stopped: tokio::sync::watch::Sender::new(false),
         tickets: AtomicU64::new(0),
+        live: Live::default(),
     });
     let batches = Arc::new(Mutex::new(batches));
     let interval = (config.rate > 0)
@@ -310,7 +358,7 @@ impl Worker {
             } else {
                 &mut tallies.measure
             };
-            tally.record(&batch, started, result);
+            tally.record(&batch, started, result, &self.control.live);
         }
         tallies
     }
@@ -383,16 +431,6 @@ impl Encoder for RawEncoder {
     }
 }
 
-/// Latency percentiles in milliseconds (nearest rank) of microsecond samples.
-pub fn latency_ms(samples: &mut [u64], q: f64) -> Option<f64> {
-    if samples.is_empty() {
-        return None;
-    }
-    samples.sort_unstable();
-    let rank = ((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len());
-    Some(samples[rank - 1] as f64 / 1000.0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -430,14 +468,5 @@ mod tests {
             ),
             (2, 1, 1)
         );
-    }
-
-    #[test]
-    fn nearest_rank_latencies() {
-        let mut s: Vec<u64> = (1..=100).map(|i| i * 1000).collect();
-        assert_eq!(latency_ms(&mut s, 0.5), Some(50.0));
-        assert_eq!(latency_ms(&mut s, 0.99), Some(99.0));
-        assert_eq!(latency_ms(&mut s, 1.0), Some(100.0));
-        assert_eq!(latency_ms(&mut [], 0.5), None);
     }
 }

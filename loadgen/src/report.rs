@@ -4,15 +4,20 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::latency::Latencies;
 use crate::publish::Tally;
 
-/// Three latency figures, in milliseconds.
+/// Latency figures, in milliseconds.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Latency {
     /// Median.
     pub p50_ms: Option<f64>,
+    /// 90th percentile.
+    pub p90_ms: Option<f64>,
     /// 99th percentile.
     pub p99_ms: Option<f64>,
+    /// 99.9th percentile.
+    pub p999_ms: Option<f64>,
     /// Largest (only known on the client side).
     pub max_ms: Option<f64>,
     /// True when p50 lies above the histogram's largest finite bucket: `p50_ms` is then
@@ -22,6 +27,21 @@ pub struct Latency {
     /// The same for p99.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub p99_beyond_buckets: bool,
+}
+
+impl Latency {
+    /// The figures of a client-side histogram (exact maximum, no bucket limits).
+    pub fn of(latencies: &Latencies) -> Self {
+        Self {
+            p50_ms: latencies.quantile_ms(0.50),
+            p90_ms: latencies.quantile_ms(0.90),
+            p99_ms: latencies.quantile_ms(0.99),
+            p999_ms: latencies.quantile_ms(0.999),
+            max_ms: latencies.max_ms(),
+            p50_beyond_buckets: false,
+            p99_beyond_buckets: false,
+        }
+    }
 }
 
 /// What the server's metrics said about the measured phase.
@@ -129,9 +149,11 @@ impl Report {
         let l = &self.publish_latency;
         let _ = writeln!(
             s,
-            "  PublishEvents latency  p50 {}  p99 {}  max {}",
+            "  PublishEvents latency  p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
             ms(l.p50_ms),
+            ms(l.p90_ms),
             ms(l.p99_ms),
+            ms(l.p999_ms),
             ms(l.max_ms)
         );
         if let Some(server) = &self.server {

@@ -3,7 +3,8 @@
 //! weights along its path, times `attenuation` for every hop beyond the first. Neighbours
 //! that have never been scored do not count (they have no score to deviate).
 
-use credence_storage::{RelationKind, Result, Stores};
+use credence_storage::{Neighbor, RelationKind, Result, Stores};
+use rustc_hash::FxHashMap;
 
 /// Most neighbours an association reads.
 const MAX_NEIGHBOURS: usize = 10_000;
@@ -48,31 +49,81 @@ pub async fn compute(
         .graph
         .neighbors(subject_id, reach.depth, reach.kinds, MAX_NEIGHBOURS)
         .await?;
-    if neighbours.is_empty() {
-        return Ok((None, Vec::new()));
+    let scores = scores_of(stores, [neighbours.as_slice()]).await?;
+    Ok(associate(&neighbours, &scores, reach))
+}
+
+/// The association values of several subjects (a micro-batch's), in the order given: one
+/// graph call and one snapshot read for all of them, each value exactly what [`compute`]
+/// gives for its subject alone.
+pub async fn compute_each(
+    stores: &Stores,
+    subject_ids: &[String],
+    reach: Reach<'_>,
+) -> Result<Vec<Option<f64>>> {
+    let neighbourhoods = stores
+        .graph
+        .neighbors_of_each(subject_ids, reach.depth, reach.kinds, MAX_NEIGHBOURS)
+        .await?;
+    let scores = scores_of(stores, neighbourhoods.iter().map(|(n, _)| n.as_slice())).await?;
+    Ok(neighbourhoods
+        .iter()
+        .map(|(neighbours, _)| associate(neighbours, &scores, reach).0)
+        .collect())
+}
+
+/// The current scores of every neighbour listed, by subject id; never-scored subjects are
+/// left out.
+async fn scores_of<'n>(
+    stores: &Stores,
+    neighbourhoods: impl IntoIterator<Item = &'n [Neighbor]>,
+) -> Result<FxHashMap<String, f64>> {
+    let mut ids: Vec<String> = neighbourhoods
+        .into_iter()
+        .flatten()
+        .map(|n| n.subject_id.clone())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(FxHashMap::default());
     }
-    let ids: Vec<String> = neighbours.iter().map(|n| n.subject_id.clone()).collect();
     let snapshots = stores.snapshots.get_snapshots(&ids).await?;
+    Ok(ids
+        .into_iter()
+        .zip(snapshots)
+        .filter_map(|(id, snapshot)| snapshot.map(|s| (id, s.state.score)))
+        .collect())
+}
+
+/// The association of a subject from its neighbours and their scores.
+fn associate(
+    neighbours: &[Neighbor],
+    scores: &FxHashMap<String, f64>,
+    reach: Reach<'_>,
+) -> (Option<f64>, Vec<Contributor>) {
     let mut contributors = Vec::new();
     let (mut weighted, mut total) = (0.0, 0.0);
-    for (n, snapshot) in neighbours.iter().zip(snapshots) {
-        let Some(snapshot) = snapshot else { continue };
+    for n in neighbours {
+        let Some(&score) = scores.get(&n.subject_id) else {
+            continue;
+        };
         let hops_beyond_first = i32::try_from(n.depth.saturating_sub(1)).unwrap_or(0);
         let weight = n.path_weight * reach.attenuation.powi(hops_beyond_first);
-        let deviation = snapshot.state.score - reach.baseline;
+        let deviation = score - reach.baseline;
         weighted += weight * deviation;
         total += weight;
         contributors.push(Contributor {
             subject_id: n.subject_id.clone(),
             depth: n.depth,
-            score: snapshot.state.score,
+            score,
             deviation,
             weight,
             contribution: 0.0,
         });
     }
     if total <= 0.0 {
-        return Ok((None, contributors));
+        return (None, contributors);
     }
     for c in &mut contributors {
         c.contribution = c.weight * c.deviation / total;
@@ -83,5 +134,5 @@ pub async fn compute(
             .total_cmp(&a.contribution.abs())
             .then_with(|| a.subject_id.cmp(&b.subject_id))
     });
-    Ok((Some(weighted / total), contributors))
+    (Some(weighted / total), contributors)
 }

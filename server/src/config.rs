@@ -155,8 +155,8 @@ impl Default for PipelineSection {
     }
 }
 
-/// `[storage]`: which backend serves each role. For now the bus may be Kafka; every other
-/// role is embedded (the DuckDB file in `node.data_dir`).
+/// `[storage]`: which backend serves each role. The bus may be Kafka and the graph Dgraph;
+/// every other role is embedded (the DuckDB file in `node.data_dir`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageSection {
@@ -166,6 +166,10 @@ pub struct StorageSection {
     pub bus: BusKind,
     /// `[storage.kafka]`: the Kafka bus, when `bus = "kafka"`.
     pub kafka: KafkaSection,
+    /// Which backend holds the social graph.
+    pub graph: GraphKind,
+    /// `[storage.dgraph]`: the graph on Dgraph, when `graph = "dgraph"`.
+    pub dgraph: DgraphSection,
 }
 
 /// A value of a key that takes one of a few names: the choice named `value`, or an error
@@ -186,6 +190,34 @@ fn choose<T: Copy>(key: &str, value: &str, choices: &[(&str, T)]) -> Result<T, S
     ))
 }
 
+/// The names a `storage.*` choice takes in the config: `TryFrom<String>` refusing any other
+/// name with an error naming the key, and `From<Kind> for String` back.
+macro_rules! named_choices {
+    ($kind:ident, $key:literal, [$(($name:literal, $variant:ident)),+ $(,)?]) => {
+        impl $kind {
+            const NAMES: &'static [(&'static str, Self)] = &[$(($name, Self::$variant)),+];
+        }
+
+        impl TryFrom<String> for $kind {
+            type Error = String;
+
+            fn try_from(value: String) -> Result<Self, String> {
+                choose($key, &value, Self::NAMES)
+            }
+        }
+
+        impl From<$kind> for String {
+            fn from(kind: $kind) -> Self {
+                $kind::NAMES
+                    .iter()
+                    .find(|(_, k)| *k == kind)
+                    .map_or("", |(name, _)| name)
+                    .to_owned()
+            }
+        }
+    };
+}
+
 /// `storage.committer`: how a scored micro-batch reaches the stores.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -199,30 +231,14 @@ pub enum CommitterKind {
     RoleByRole,
 }
 
-impl CommitterKind {
-    const NAMES: [(&'static str, Self); 2] = [
-        ("transactional", Self::Transactional),
-        ("role_by_role", Self::RoleByRole),
-    ];
-}
-
-impl TryFrom<String> for CommitterKind {
-    type Error = String;
-
-    fn try_from(value: String) -> Result<Self, String> {
-        choose("storage.committer", &value, &Self::NAMES)
-    }
-}
-
-impl From<CommitterKind> for String {
-    fn from(kind: CommitterKind) -> Self {
-        CommitterKind::NAMES
-            .iter()
-            .find(|(_, k)| *k == kind)
-            .map_or("", |(name, _)| name)
-            .to_owned()
-    }
-}
+named_choices!(
+    CommitterKind,
+    "storage.committer",
+    [
+        ("transactional", Transactional),
+        ("role_by_role", RoleByRole),
+    ]
+);
 
 /// `storage.bus`: where events in flight live.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -235,27 +251,28 @@ pub enum BusKind {
     Kafka,
 }
 
-impl BusKind {
-    const NAMES: [(&'static str, Self); 2] = [("embedded", Self::Embedded), ("kafka", Self::Kafka)];
+named_choices!(
+    BusKind,
+    "storage.bus",
+    [("embedded", Embedded), ("kafka", Kafka)]
+);
+
+/// `storage.graph`: where the social graph lives.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum GraphKind {
+    /// The DuckDB file in the data directory, with the adjacency in memory (one node).
+    #[default]
+    Embedded,
+    /// A Dgraph cluster (`[storage.dgraph]`), shared by every node.
+    Dgraph,
 }
 
-impl TryFrom<String> for BusKind {
-    type Error = String;
-
-    fn try_from(value: String) -> Result<Self, String> {
-        choose("storage.bus", &value, &Self::NAMES)
-    }
-}
-
-impl From<BusKind> for String {
-    fn from(kind: BusKind) -> Self {
-        BusKind::NAMES
-            .iter()
-            .find(|(_, k)| *k == kind)
-            .map_or("", |(name, _)| name)
-            .to_owned()
-    }
-}
+named_choices!(
+    GraphKind,
+    "storage.graph",
+    [("embedded", Embedded), ("dgraph", Dgraph)]
+);
 
 /// `[storage.kafka]`: the Kafka bus.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -380,6 +397,63 @@ impl KafkaSection {
             if value < Duration::from_millis(1) {
                 bail!("storage.kafka.{key} must be at least 1ms");
             }
+        }
+        Ok(())
+    }
+}
+
+/// `[storage.dgraph]`: the graph on Dgraph.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DgraphSection {
+    /// The alpha's gRPC address.
+    pub url: String,
+    /// Prefix of every predicate (`<prefix>.id`, `<prefix>.friend`, ...), so several
+    /// platforms can share one Dgraph.
+    pub prefix: String,
+    /// Longest wait for one Dgraph call (also at start).
+    #[serde(with = "duration_text")]
+    pub timeout: Duration,
+    /// Relations a `FindPath` search may follow before it is refused.
+    pub path_budget: u32,
+}
+
+impl Default for DgraphSection {
+    fn default() -> Self {
+        Self {
+            url: "http://127.0.0.1:9080".into(),
+            prefix: "credence".into(),
+            timeout: Duration::from_secs(10),
+            path_budget: 100_000,
+        }
+    }
+}
+
+impl DgraphSection {
+    /// Checks what types alone cannot (only when the graph is on Dgraph).
+    fn validate(&self) -> anyhow::Result<()> {
+        if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
+            bail!(
+                "storage.dgraph.url must be an http:// or https:// address, not {:?}",
+                self.url
+            );
+        }
+        if self.prefix.is_empty()
+            || !self
+                .prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            bail!(
+                "storage.dgraph.prefix must be letters, digits and '_', not {:?}",
+                self.prefix
+            );
+        }
+        if self.timeout < Duration::from_millis(1) {
+            bail!("storage.dgraph.timeout must be at least 1ms");
+        }
+        if self.path_budget == 0 {
+            bail!("storage.dgraph.path_budget must be at least 1");
         }
         Ok(())
     }
@@ -557,6 +631,9 @@ impl Config {
         }
         if self.storage.bus == BusKind::Kafka {
             self.storage.kafka.validate()?;
+        }
+        if self.storage.graph == GraphKind::Dgraph {
+            self.storage.dgraph.validate()?;
         }
         self.metrics_addr()?;
         self.dashboard_addr()?;
@@ -777,6 +854,46 @@ mod tests {
             format!("{err:#}").contains("SECTION__TABLE__KEY"),
             "{err:#}"
         );
+    }
+
+    #[test]
+    fn the_graph_is_chosen_by_name_and_dgraph_mistakes_are_named() {
+        assert_eq!(Config::default().storage.graph, GraphKind::Embedded);
+        let config = Config::load(
+            None,
+            vars(&[
+                ("CREDENCE__STORAGE__GRAPH", "dgraph"),
+                ("CREDENCE__STORAGE__DGRAPH__URL", "http://10.0.0.7:9080"),
+                ("CREDENCE__STORAGE__DGRAPH__TIMEOUT", "3s"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.storage.graph, GraphKind::Dgraph);
+        assert_eq!(config.storage.dgraph.url, "http://10.0.0.7:9080");
+        assert_eq!(config.storage.dgraph.timeout, Duration::from_secs(3));
+        assert_eq!(config.storage.dgraph.prefix, "credence");
+
+        let err = Config::load(None, vars(&[("CREDENCE__STORAGE__GRAPH", "neo4j")])).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("storage.graph must be \"embedded\" or \"dgraph\""),
+            "{err:#}"
+        );
+        for (key, value, named) in [
+            ("URL", "127.0.0.1:9080", "storage.dgraph.url"),
+            ("PREFIX", "a.b", "storage.dgraph.prefix"),
+            ("TIMEOUT", "\"0s\"", "storage.dgraph.timeout"),
+            ("PATH_BUDGET", "0", "storage.dgraph.path_budget"),
+        ] {
+            let err = Config::load(
+                None,
+                vars(&[
+                    ("CREDENCE__STORAGE__GRAPH", "dgraph"),
+                    (&format!("CREDENCE__STORAGE__DGRAPH__{key}"), value),
+                ]),
+            )
+            .unwrap_err();
+            assert!(format!("{err:#}").contains(named), "{named}: {err:#}");
+        }
     }
 
     /// The config's defaults are the bus's: one place cannot drift from the other.

@@ -16,7 +16,7 @@ use tonic::codec::CompressionEncoding::Gzip;
 
 use crate::auth::Authorize;
 use crate::catalog::Catalog;
-use crate::config::{BusKind, CommitterKind, Config};
+use crate::config::{BusKind, CommitterKind, Config, GraphKind};
 use crate::health::{Component, Health};
 use crate::ingest::{Ingest, Progress};
 use crate::listener::{self, ConnectionLimits};
@@ -241,7 +241,8 @@ pub async fn run(
 }
 
 /// Opens the stores the config names: the embedded backend in `node.data_dir` for every
-/// role, the bus on Kafka when `storage.bus = "kafka"`, written by the committer
+/// role, the bus on Kafka when `storage.bus = "kafka"`, the graph on Dgraph when
+/// `storage.graph = "dgraph"`, written by the committer
 /// `storage.committer` chooses.
 async fn open_stores(config: &Config) -> anyhow::Result<Stores> {
     let mut options = EmbeddedOptions::new(&config.node.data_dir);
@@ -267,6 +268,10 @@ async fn open_stores(config: &Config) -> anyhow::Result<Stores> {
         }
     };
     tracing::info!(bus = %String::from(config.storage.bus), "bus");
+    if config.storage.graph == GraphKind::Dgraph {
+        stores.graph = open_dgraph_graph(&config.storage.dgraph).await?;
+    }
+    tracing::info!(graph = %String::from(config.storage.graph), "graph");
     if config.storage.committer == CommitterKind::RoleByRole {
         // The role traits written one by one, as the cluster backends do, so that path runs
         // (and is crash-tested) against real stores.
@@ -308,6 +313,37 @@ async fn open_kafka_bus(
 ) -> anyhow::Result<Arc<dyn credence_storage::Bus>> {
     anyhow::bail!(
         "storage.bus = \"kafka\", but this credence binary was built without its `kafka` \
+         feature: build it with the default features"
+    )
+}
+
+/// The graph on Dgraph of `[storage.dgraph]`; errors name the key at fault.
+#[cfg(feature = "dgraph")]
+async fn open_dgraph_graph(
+    dgraph: &crate::config::DgraphSection,
+) -> anyhow::Result<Arc<dyn credence_storage::Graph>> {
+    use credence_storage::dgraph::{DgraphGraph, DgraphOptions};
+    let mut options = DgraphOptions::new(&dgraph.url);
+    options.prefix.clone_from(&dgraph.prefix);
+    options.timeout = dgraph.timeout;
+    options.path_budget = dgraph.path_budget as usize;
+    let graph = DgraphGraph::open(options)
+        .await
+        .map_err(|e| anyhow::anyhow!("storage.dgraph.url = {:?}: {e}", dgraph.url))?;
+    tracing::info!(url = %dgraph.url, prefix = %dgraph.prefix, "graph on Dgraph");
+    Ok(Arc::new(graph))
+}
+
+#[cfg(not(feature = "dgraph"))]
+#[allow(
+    clippy::unused_async,
+    reason = "the same signature as with the feature"
+)]
+async fn open_dgraph_graph(
+    _dgraph: &crate::config::DgraphSection,
+) -> anyhow::Result<Arc<dyn credence_storage::Graph>> {
+    anyhow::bail!(
+        "storage.graph = \"dgraph\", but this credence binary was built without its `dgraph` \
          feature: build it with the default features"
     )
 }

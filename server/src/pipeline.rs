@@ -448,7 +448,7 @@ async fn score(
         }
     }
     load_missing(shared, states, &events).await?;
-    // Only when some rule reads it: the association costs a graph walk per subject.
+    // Only when some rule reads it: the association costs a graph walk (one for the batch).
     let baseline = live.uses_association.then(|| engine.config().baseline);
     let contexts = contexts(shared, &events, baseline).await?;
     let mut batch = Batch {
@@ -545,20 +545,21 @@ async fn contexts(
     let stores = &shared.stores;
     let profiles = stores.profiles.get_profiles(&ids).await?;
     let lists = stores.lists.entries_for(&ids).await?;
+    let associations = match association_baseline {
+        Some(baseline) => {
+            let reach = Reach {
+                depth: shared.graph.association_depth,
+                kinds: &[],
+                attenuation: shared.graph.association_attenuation,
+                baseline,
+            };
+            association::compute_each(stores, &ids, reach).await?
+        }
+        None => vec![None; ids.len()],
+    };
     let mut out = FxHashMap::default();
-    for ((id, profile), entries) in ids.into_iter().zip(profiles).zip(lists) {
-        let association = match association_baseline {
-            Some(baseline) => {
-                let reach = Reach {
-                    depth: shared.graph.association_depth,
-                    kinds: &[],
-                    attenuation: shared.graph.association_attenuation,
-                    baseline,
-                };
-                association::compute(stores, &id, reach).await?.0
-            }
-            None => None,
-        };
+    let each = ids.into_iter().zip(profiles).zip(lists).zip(associations);
+    for (((id, profile), entries), association) in each {
         let ctx = SubjectContext {
             profile: profile.as_ref().map(SubjectProfile::for_rules),
             lists: entries.iter().map(ListEntry::for_rules).collect(),

@@ -95,6 +95,23 @@ pub trait Graph: Send + Sync {
         kinds: &[RelationKind],
         limit: usize,
     ) -> Result<(Vec<Neighbor>, bool)>;
+    /// [`Graph::neighbors`] of several subjects at once (same depth, kinds and limit), in
+    /// the order given: what the pipeline asks for a micro-batch's association. A backend
+    /// across the network answers it in one round trip per level for all of them; the
+    /// default asks one subject at a time.
+    async fn neighbors_of_each(
+        &self,
+        subject_ids: &[String],
+        depth: u32,
+        kinds: &[RelationKind],
+        limit: usize,
+    ) -> Result<Vec<(Vec<Neighbor>, bool)>> {
+        let mut out = Vec::with_capacity(subject_ids.len());
+        for id in subject_ids {
+            out.push(self.neighbors(id, depth, kinds, limit).await?);
+        }
+        Ok(out)
+    }
     /// A shortest path (fewest hops; among those the heaviest) from one subject to another,
     /// at most `max_depth` hops (1..=6); the steps go from the start (excluded) to the end
     /// (included), each with the kind and weight of the relation taken.

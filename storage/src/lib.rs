@@ -19,10 +19,13 @@ mod audit;
 mod bus;
 mod commit;
 pub mod conformance;
+#[cfg(feature = "dgraph")]
+pub mod dgraph;
 mod documents;
 pub mod embedded;
 mod error;
 mod graph;
+mod graph_search;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 mod lists;

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{endpoint, unique};
-use credence_storage::embedded::{Embedded, EmbeddedOptions};
 use credence_storage::kafka::{KafkaBus, KafkaOptions};
 use credence_storage::{Bus, BusRecord, Rebalance, StorageError, Stores};
 use rdkafka::admin::{AdminClient, AdminOptions};
@@ -39,13 +38,7 @@ fn brokers(test: &str) -> Option<String> {
 /// loudly) without a broker.
 async fn kafka_stores() -> Option<Stores> {
     let brokers = brokers("kafka bus conformance")?;
-    let dir = tempfile::tempdir().unwrap();
-    let mut embedded = EmbeddedOptions::new(dir.path());
-    embedded.sync = false;
-    embedded.memory_limit = "256MB".into();
-    let mut stores = Embedded::open(&embedded).unwrap().stores();
-    // The stores outlive this function; so must their directory.
-    std::mem::forget(dir);
+    let mut stores = common::embedded_stores();
     stores.bus = Arc::new(KafkaBus::open(options(&brokers, 3)).await.unwrap());
     Some(stores)
 }

@@ -14,32 +14,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// one), with static membership (a restarted node takes its partitions back at once, as
 /// `deploy/local/cluster.toml` does). `None`, after saying so loudly, when there is no broker.
 pub fn kafka_bus_env(test: &str) -> Option<Vec<(String, String)>> {
-    let brokers = match std::env::var("CREDENCE_TEST_KAFKA") {
-        Ok(v) if !v.trim().is_empty() => v.trim().to_owned(),
-        _ => {
-            let required = std::env::var("CREDENCE_TEST_REQUIRE_STACK").is_ok_and(|v| v == "1");
-            assert!(
-                !required,
-                "{test}: CREDENCE_TEST_KAFKA is unset but CREDENCE_TEST_REQUIRE_STACK=1"
-            );
-            // Straight to stderr: the harness swallows eprintln! of a passing test.
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n!!! SKIPPED {test}: CREDENCE_TEST_KAFKA is unset. Start Kafka with \
-                 `deploy/local/stack.sh up kafka` and `eval \"$(deploy/local/stack.sh env)\"`, \
-                 or run `make test-stack`.\n"
-            );
-            return None;
-        }
-    };
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let name = format!(
-        "credence-e2e-{}-{}",
-        std::process::id(),
-        nanos % 1_000_000_000_000
-    );
+    let brokers = endpoint("CREDENCE_TEST_KAFKA", "kafka", test)?;
+    let name = format!("credence-e2e-{}", unique());
     Some(
         [
             ("CREDENCE__STORAGE__BUS", "kafka".to_owned()),
@@ -60,4 +36,50 @@ pub fn kafka_bus_env(test: &str) -> Option<Vec<(String, String)>> {
         .map(|(k, v)| (k.to_owned(), v))
         .collect(),
     )
+}
+
+/// The `CREDENCE__*` variables that put a node's graph on the Dgraph alpha of
+/// `CREDENCE_TEST_DGRAPH`, under a predicate prefix of its own (so runs never see each
+/// other's subjects). `None`, after saying so loudly, when there is no alpha.
+pub fn dgraph_graph_env(test: &str) -> Option<Vec<(String, String)>> {
+    let url = endpoint("CREDENCE_TEST_DGRAPH", "dgraph", test)?;
+    Some(vec![
+        ("CREDENCE__STORAGE__GRAPH".into(), "dgraph".into()),
+        ("CREDENCE__STORAGE__DGRAPH__URL".into(), url),
+        (
+            "CREDENCE__STORAGE__DGRAPH__PREFIX".into(),
+            format!("e2e_{}", unique()),
+        ),
+    ])
+}
+
+/// The endpoint in `var`, or `None` after saying loudly that `test` is skipped (a failure
+/// when `CREDENCE_TEST_REQUIRE_STACK=1`); `service` is the stack's name for its server.
+fn endpoint(var: &str, service: &str, test: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.trim().is_empty() => Some(v.trim().to_owned()),
+        _ => {
+            let required = std::env::var("CREDENCE_TEST_REQUIRE_STACK").is_ok_and(|v| v == "1");
+            assert!(
+                !required,
+                "{test}: {var} is unset but CREDENCE_TEST_REQUIRE_STACK=1"
+            );
+            // Straight to stderr: the harness swallows eprintln! of a passing test.
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n!!! SKIPPED {test}: {var} is unset. Start it with \
+                 `deploy/local/stack.sh up {service}` and \
+                 `eval \"$(deploy/local/stack.sh env)\"`, or run `make test-stack`.\n"
+            );
+            None
+        }
+    }
+}
+
+/// A suffix that makes names unique per run: the process id and the clock.
+fn unique() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{}_{}", std::process::id(), nanos % 1_000_000_000_000)
 }

@@ -5,7 +5,7 @@
 
 use credence_proto::v1 as pb;
 use credence_tests::events::event;
-use credence_tests::{Node, wait};
+use credence_tests::{Node, NodeOptions, wait};
 use serde_json::json;
 use tonic::Code;
 
@@ -28,8 +28,25 @@ fn rel(a: &str, b: &str, kind: pb::RelationKind, weight: f64) -> pb::Relation {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn neighbours_paths_association_and_bad_relations() {
+    graph_test(NodeOptions::default()).await;
+}
+
+/// The same on a node whose graph is in Dgraph (`make test-stack`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn neighbours_paths_association_and_bad_relations_on_dgraph() {
+    let Some(env) = credence_tests::cluster::dgraph_graph_env("graph test on Dgraph") else {
+        return;
+    };
+    graph_test(NodeOptions {
+        env,
+        ..NodeOptions::default()
+    })
+    .await;
+}
+
+async fn graph_test(options: NodeOptions) {
     use pb::RelationKind::{Colleague, Family, Friend, Neighbour, Unspecified};
-    let node = Node::start().await.unwrap();
+    let node = Node::start_with(options).await.unwrap();
     let mut graph = node.graph();
 
     // A -friend 1.0- B -colleague 0.5- C -family 0.8- D -friend- F ; A -neighbour 0.4- E

@@ -80,6 +80,17 @@ pub async fn graph_neighbors_paths_and_updates(stores: Stores) {
         summary(neighbors(3, vec![f], 100).await).0,
         vec![("b".into(), 1, f, 0.5, s(&["b"]))]
     );
+    // Several subjects at once: each exactly as asked alone, in the order given.
+    let ids = s(&["c", "nobody", "a", "c"]);
+    let each = g
+        .neighbors_of_each(&ids, 2, &[], 3)
+        .await
+        .expect("neighbors of each");
+    assert_eq!(each.len(), ids.len());
+    for (id, got) in ids.iter().zip(each) {
+        let alone = g.neighbors(id, 2, &[], 3).await.expect("alone");
+        assert_eq!(got, alone, "{id}");
+    }
     assert!(
         g.neighbors("nobody", 2, &[], 10)
             .await

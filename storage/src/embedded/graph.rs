@@ -8,17 +8,9 @@ use rustc_hash::FxHashMap;
 
 use crate::embedded::convert::{relation_kind, relation_kind_code};
 use crate::embedded::duck::{Ctx, Duck, blocking, in_transaction};
-use crate::error::{Result, StorageError};
+use crate::error::Result;
 use crate::graph::{Graph, Neighbor, PathStep, Relation, RelationKey, RelationKind};
-
-/// One side of a relation, as seen from a subject.
-#[derive(Clone, Debug)]
-struct Edge {
-    other: String,
-    kind: RelationKind,
-    /// The effective weight (a stored 0 means 1).
-    weight: f64,
-}
+use crate::graph_search::{Edge, Search, effective_weight, neighbour_depth, path_depth};
 
 /// Every relation, listed under both of its subjects.
 #[derive(Default)]
@@ -60,109 +52,21 @@ impl Adjacency {
         removed
     }
 
-    /// Breadth-first search from `start` up to `max_depth` hops over relations of `kinds`
-    /// (all when empty): every subject reached, once, at its smallest depth, through the
-    /// heaviest path of that length. Stops after the level that reaches `stop_at`. Each
-    /// relation followed is a node visit; past `budget` visits the search is refused (a
-    /// dense graph at depth 6 is otherwise millions of visits on one request).
-    fn search<'a>(
-        &'a self,
-        start: &'a str,
-        max_depth: u32,
-        kinds: &[RelationKind],
-        stop_at: Option<&str>,
-        budget: usize,
-    ) -> Result<FxHashMap<&'a str, Reached<'a>>> {
-        let mut visits = 0_usize;
-        let mut reached: FxHashMap<&str, Reached<'_>> = FxHashMap::default();
-        let mut frontier: Vec<(&str, f64)> = vec![(start, 1.0)];
-        for depth in 1..=max_depth {
-            let mut level: FxHashMap<&str, Reached<'_>> = FxHashMap::default();
-            for &(from, from_weight) in &frontier {
-                for edge in self.edges.get(from).into_iter().flatten() {
-                    visits += 1;
-                    if visits > budget {
-                        return Err(StorageError::LimitExceeded(format!(
-                            "the path search visited more than {budget} subjects (the \
-                             node budget) by depth {depth}; ask for fewer hops or fewer \
-                             relation kinds"
-                        )));
-                    }
-                    let to = edge.other.as_str();
-                    if to == start
-                        || reached.contains_key(to)
-                        || !(kinds.is_empty() || kinds.contains(&edge.kind))
-                    {
-                        continue;
-                    }
-                    let weight = from_weight * edge.weight;
-                    let candidate = Reached {
-                        depth,
-                        weight,
-                        kind: edge.kind,
-                        edge_weight: edge.weight,
-                        parent: from,
-                    };
-                    // Strictly heavier wins, so ties keep the first: the frontier is in id
-                    // order, which makes the answer deterministic.
-                    level
-                        .entry(to)
-                        .and_modify(|r| {
-                            if weight > r.weight {
-                                *r = candidate.clone();
-                            }
-                        })
-                        .or_insert(candidate);
-                }
-            }
-            if level.is_empty() {
+    /// Runs `search` up to `max_depth` levels, or until it reaches `stop_at`.
+    fn run(&self, search: &mut Search, max_depth: u32, stop_at: Option<&str>) -> Result<()> {
+        for _ in 0..max_depth {
+            let grew = search.expand(|id| self.edges.get(id).map_or(&[][..], Vec::as_slice))?;
+            if !grew || stop_at.is_some_and(|s| search.has_reached(s)) {
                 break;
             }
-            let mut next: Vec<(&str, f64)> = level.iter().map(|(id, r)| (*id, r.weight)).collect();
-            next.sort_unstable_by(|a, b| a.0.cmp(b.0));
-            let done = stop_at.is_some_and(|s| level.contains_key(s));
-            reached.extend(level);
-            if done {
-                break;
-            }
-            frontier = next;
         }
-        Ok(reached)
+        Ok(())
     }
-}
-
-/// How the search reached a subject.
-#[derive(Clone)]
-struct Reached<'a> {
-    depth: u32,
-    /// Product of the weights along the path.
-    weight: f64,
-    /// Kind and weight of the last relation on the path.
-    kind: RelationKind,
-    edge_weight: f64,
-    parent: &'a str,
-}
-
-/// The subjects from the start (exclusive) to `to` (inclusive), following parents.
-fn path_to<'a>(reached: &FxHashMap<&'a str, Reached<'a>>, to: &'a str) -> Vec<&'a str> {
-    let mut path = vec![to];
-    let mut at = to;
-    while let Some(r) = reached.get(at) {
-        at = r.parent;
-        path.push(at);
-    }
-    path.pop(); // the start
-    path.reverse();
-    path
 }
 
 /// The stored pair in id order: one row per unordered pair and kind.
 fn ordered<'a>(a: &'a str, b: &'a str) -> (&'a str, &'a str) {
     if a <= b { (a, b) } else { (b, a) }
-}
-
-fn effective_weight(weight: f64) -> f64 {
-    if weight == 0.0 { 1.0 } else { weight }
 }
 
 /// Every stored relation.
@@ -265,37 +169,12 @@ impl Graph for Duck {
         kinds: &[RelationKind],
         limit: usize,
     ) -> Result<(Vec<Neighbor>, bool)> {
-        let depth = match depth {
-            0 => 1,
-            1..=3 => depth,
-            _ => {
-                return Err(StorageError::Invalid(format!(
-                    "depth {depth}: neighbours are searched 1 to 3 hops deep"
-                )));
-            }
-        };
+        let depth = neighbour_depth(depth)?;
         blocking(|| {
             let graph = self.graph.read();
-            let reached = graph.search(subject_id, depth, kinds, None, usize::MAX)?;
-            let mut found: Vec<(&str, &Reached<'_>)> =
-                reached.iter().map(|(id, r)| (*id, r)).collect();
-            found.sort_unstable_by(|a, b| a.1.depth.cmp(&b.1.depth).then(a.0.cmp(b.0)));
-            let truncated = found.len() > limit;
-            let neighbours = found
-                .into_iter()
-                .take(limit)
-                .map(|(id, r)| Neighbor {
-                    subject_id: id.to_owned(),
-                    depth: r.depth,
-                    kind: r.kind,
-                    path_weight: r.weight,
-                    path: path_to(&reached, id)
-                        .into_iter()
-                        .map(str::to_owned)
-                        .collect(),
-                })
-                .collect();
-            Ok((neighbours, truncated))
+            let mut search = Search::new(subject_id, kinds, usize::MAX);
+            graph.run(&mut search, depth, None)?;
+            Ok(search.neighbours(limit))
         })
     }
 
@@ -306,28 +185,16 @@ impl Graph for Duck {
         max_depth: u32,
         kinds: &[RelationKind],
     ) -> Result<Option<Vec<PathStep>>> {
-        let max_depth = if max_depth == 0 { 6 } else { max_depth.min(6) };
+        let max_depth = path_depth(max_depth);
         if from == to {
             return Ok(Some(Vec::new())); // there already: no hop
         }
         // Off the async worker: a deep search over a dense graph takes a while.
         blocking(|| {
             let graph = self.graph.read();
-            let reached = graph.search(from, max_depth, kinds, Some(to), self.path_budget)?;
-            if !reached.contains_key(to) {
-                return Ok(None);
-            }
-            let mut steps = Vec::new();
-            for id in path_to(&reached, to) {
-                if let Some(r) = reached.get(id) {
-                    steps.push(PathStep {
-                        subject_id: id.to_owned(),
-                        kind: r.kind,
-                        weight: r.edge_weight,
-                    });
-                }
-            }
-            Ok(Some(steps))
+            let mut search = Search::new(from, kinds, self.path_budget);
+            graph.run(&mut search, max_depth, Some(to))?;
+            Ok(search.path(to))
         })
     }
 }

@@ -47,3 +47,19 @@ pub fn unique() -> String {
         .map_or(0, |d| d.as_nanos());
     format!("{}_{}", std::process::id(), nanos % 1_000_000_000_000)
 }
+
+/// Embedded stores in a directory of their own (kept for the life of the process, as the
+/// stores are): the roles a stack test does not swap for a cluster backend.
+pub fn embedded_stores() -> credence_storage::Stores {
+    use credence_storage::embedded::{Embedded, EmbeddedOptions};
+    #[allow(clippy::unwrap_used, reason = "tests")]
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = EmbeddedOptions::new(dir.path());
+    options.sync = false;
+    options.memory_limit = "256MB".into();
+    #[allow(clippy::unwrap_used, reason = "tests")]
+    let stores = Embedded::open(&options).unwrap().stores();
+    // The stores outlive this function; so must their directory.
+    std::mem::forget(dir);
+    stores
+}
