@@ -64,15 +64,15 @@ clippy: setup ## Lint every crate and target; warnings are errors
 
 .PHONY: test-rust
 test-rust: setup ## Run every Rust test (unit, integration, property, doc, end-to-end against a real node)
-	$(CARGO) build --locked -p credence-server --bin credence
+	$(CARGO) build --locked -p credence-server --bin credence -p credence-loadgen --bin credence-loadgen
 	GRPCURL="$$(deploy/local/grpcurl.sh)" CREDENCE_PYTHON="$$(deploy/local/python-env.sh)" \
 		CREDENCE_SDK_PYTHON="$$(SDK_PROFILE=$(SDK_TEST_PROFILE) deploy/local/python-sdk.sh)" \
 		CREDENCE_BROWSER_DEPS="$$(deploy/local/browser.sh)" \
 		$(CARGO) test --workspace --locked
 
 .PHONY: test-e2e
-test-e2e: setup ## End-to-end tests only: a real node over gRPC, grpcurl, Python, the crash test
-	$(CARGO) build --locked -p credence-server --bin credence
+test-e2e: setup ## End-to-end tests only: a real node over gRPC, grpcurl, Python, the load generator, the crash test
+	$(CARGO) build --locked -p credence-server --bin credence -p credence-loadgen --bin credence-loadgen
 	GRPCURL="$$(deploy/local/grpcurl.sh)" CREDENCE_PYTHON="$$(deploy/local/python-env.sh)" \
 		CREDENCE_SDK_PYTHON="$$(SDK_PROFILE=$(SDK_TEST_PROFILE) deploy/local/python-sdk.sh)" \
 		CREDENCE_BROWSER_DEPS="$$(deploy/local/browser.sh)" \
@@ -145,8 +145,9 @@ test-stack: setup ## Each client crate, the cluster backends' conformance and th
 	CREDENCE_TEST_REQUIRE_STACK=1 $(CARGO) test -p credence-tests --locked --test graph -- on_dgraph
 
 .PHONY: bench-stack
-bench-stack: ## Bulk write rates of each stack store through its crate (needs `make stack-up`)
-	eval "$$($(STACK) env)"; $(CARGO) run --release -p credence-storage --features stack --example stack_bench
+bench-stack: ## Bulk write rates of each stack store through its crate, and the Dgraph graph role against Dgraph's bulk path (needs `make stack-up`)
+	eval "$$($(STACK) env)"; $(CARGO) run --release -p credence-storage --features stack --example stack_bench; \
+	$(CARGO) run --release -p credence-storage --features stack --example graph_bench
 
 .PHONY: test
 test: fmt-check clippy clippy-stack fuzz-smoke test-rust doc test-stack ## Everything CI runs: format, lints, fuzz smoke, all tests, docs, the real stack

@@ -55,6 +55,10 @@ pub struct Args {
     /// Print one JSON object instead of the text report.
     #[arg(long)]
     pub json: bool,
+    /// Time between two end-to-end probes (an event published, then its score read until
+    /// it shows; see the `probe` module); "0s" sends none.
+    #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
+    pub probe_every: Duration,
     /// Also write the report as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub report: Option<std::path::PathBuf>,

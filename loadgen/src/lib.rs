@@ -10,6 +10,7 @@ pub mod args;
 pub mod generate;
 pub mod latency;
 pub mod metrics;
+pub mod probe;
 pub mod progress;
 pub mod publish;
 pub mod report;

@@ -7,8 +7,9 @@ use clap::Parser as _;
 use credence_loadgen::args::Args;
 use credence_loadgen::generate::{GenConfig, Generator, Rng};
 use credence_loadgen::metrics::{self, Metrics};
+use credence_loadgen::probe::{self, ProbeConfig};
 use credence_loadgen::progress;
-use credence_loadgen::publish::{self, Batch, MEASURE, PublishConfig, STOPPED};
+use credence_loadgen::publish::{self, Batch, MEASURE, PublishConfig, STOPPED, WARMUP};
 use credence_loadgen::report::{Latency, Report, ServerFigures};
 use credence_loadgen::world::{Activity, ActivityConfig, World};
 use credence_proto::v1 as pb;
@@ -157,18 +158,50 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
             .with_context(|| format!("reading --metrics-url {}", args.metrics_url))?;
     }
 
-    let (control, senders) = publish::start(&config, channels, rx);
-    let progress = (!args.quiet).then(|| tokio::spawn(progress::show(Arc::clone(&control))));
-    if !args.warmup.is_zero() {
-        tokio::time::sleep(args.warmup).await;
-    }
-    let before = if read_metrics {
-        fetch_or_warn(&args.metrics_url, &mut warnings).await
-    } else {
-        None
+    let probe_config = ProbeConfig {
+        run_id: run_id.clone(),
+        every: args.probe_every,
+        subjects: 8,
+        timeout: Duration::from_secs(30),
     };
+    let probe_channel = match channels.first() {
+        Some(channel) if !args.probe_every.is_zero() => {
+            match probe::prepare(channel, &config.bearer, &probe_config).await {
+                Ok(()) => Some(channel.clone()),
+                Err(e) => {
+                    warnings.push(format!("no end-to-end probes: {e:#}"));
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    // Without a warm-up, the metrics are read before the first event goes out and every
+    // event counts for the measured phase, so the report and the node count the same events.
+    let warm = !args.warmup.is_zero();
+    let mut before = None;
+    if read_metrics && !warm {
+        before = fetch_or_warn(&args.metrics_url, &mut warnings).await;
+    }
+    let first_phase = if warm { WARMUP } else { MEASURE };
+    let (control, senders) = publish::start(&config, channels, rx, first_phase);
+    let progress = (!args.quiet).then(|| tokio::spawn(progress::show(Arc::clone(&control))));
+    if warm {
+        tokio::time::sleep(args.warmup).await;
+        if read_metrics {
+            before = fetch_or_warn(&args.metrics_url, &mut warnings).await;
+        }
+    }
     control.set_phase(MEASURE);
     let t_start = Instant::now();
+    let probes = probe_channel.map(|channel| {
+        tokio::spawn(probe::run(
+            channel,
+            config.bearer.clone(),
+            probe_config,
+            control.stopped(),
+        ))
+    });
     tokio::time::sleep(args.duration).await;
     control.set_phase(STOPPED);
     let tallies = senders.await.context("the senders failed")?;
@@ -182,6 +215,10 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
     }
 
     let t = tallies.measure;
+    let probed = match probes {
+        Some(task) => Some(task.await.context("the probes failed")?),
+        None => None,
+    };
     let server = match (read_metrics, before) {
         (true, Some(before)) => Some(server_figures(args, &before, t_start, &mut warnings).await),
         _ => None,
@@ -201,6 +238,12 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
         events: t,
         publish_latency,
         requests,
+        end_to_end: probed
+            .as_ref()
+            .filter(|p| p.latencies.count() > 0)
+            .map(|p| Latency::of(&p.latencies)),
+        probes: probed.as_ref().map_or(0, |p| p.latencies.count()),
+        probes_lost: probed.as_ref().map_or(0, |p| p.lost),
         server,
         warnings,
     })

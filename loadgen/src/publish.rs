@@ -227,6 +227,11 @@ impl Control {
         }
     }
 
+    /// Turns true when the senders stop.
+    pub fn stopped(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.stopped.subscribe()
+    }
+
     /// Moves every sender to `phase`; calls started from now on count for it.
     pub fn set_phase(&self, phase: u8) {
         self.phase.store(phase, Ordering::SeqCst);
@@ -257,15 +262,17 @@ pub async fn connect(config: &PublishConfig) -> anyhow::Result<Vec<Channel>> {
     Ok(channels)
 }
 
-/// Starts the senders; they take batches from `batches` until told to stop or the channel
-/// ends. Join the returned handle for the tallies.
+/// Starts the senders in `phase` ([`WARMUP`] or [`MEASURE`]); they take batches from
+/// `batches` until told to stop or the channel ends. Join the returned handle for the
+/// tallies.
 pub fn start(
     config: &PublishConfig,
     channels: Vec<Channel>,
     batches: mpsc::Receiver<Batch>,
+    phase: u8,
 ) -> (Arc<Control>, tokio::task::JoinHandle<Tallies>) {
     let control = Arc::new(Control {
-        phase: AtomicU8::new(WARMUP),
+        phase: AtomicU8::new(phase),
         stop: AtomicBool::new(false),
         stopped: tokio::sync::watch::Sender::new(false),
         tickets: AtomicU64::new(0),

@@ -89,6 +89,12 @@ pub struct Report {
     pub publish_latency: Latency,
     /// Requests answered.
     pub requests: u64,
+    /// Publish-to-visible latency of the probes (`probe`); absent when none were sent.
+    pub end_to_end: Option<Latency>,
+    /// Probes that became visible.
+    pub probes: u64,
+    /// Probes not visible within their timeout, or refused.
+    pub probes_lost: u64,
     /// Server-side figures; absent when the metrics endpoint was not read.
     pub server: Option<ServerFigures>,
     /// Problems met while reading the metrics.
@@ -156,6 +162,18 @@ impl Report {
             ms(l.p999_ms),
             ms(l.max_ms)
         );
+        if let Some(l) = &self.end_to_end {
+            let _ = writeln!(
+                s,
+                "  publish-to-visible (probes)  p50 {}  p90 {}  p99 {}  max {}  ({} probes, {} lost)",
+                ms(l.p50_ms),
+                ms(l.p90_ms),
+                ms(l.p99_ms),
+                ms(l.max_ms),
+                self.probes,
+                self.probes_lost
+            );
+        }
         if let Some(server) = &self.server {
             let i = &server.ingest_to_snapshot;
             let _ = writeln!(

@@ -456,71 +456,6 @@ async fn dgraph(url: &str) -> Result<Vec<Figure>, BoxError> {
     )])
 }
 
-/// The graph role on Dgraph (`credence_storage::dgraph`): writing relations through its
-/// upserts, and a micro-batch's association (neighbours of 1,000 subjects, 2 hops) asked
-/// for together and one subject at a time.
-async fn dgraph_graph(url: &str) -> Result<Vec<Figure>, BoxError> {
-    use credence_storage::dgraph::{DgraphGraph, DgraphOptions};
-    use credence_storage::{Graph, Relation, RelationKind};
-    const SUBJECTS: usize = 20_000;
-    const ASKED: usize = 1_000;
-    let mut options = DgraphOptions::new(url);
-    options.prefix = format!("bench{run}", run = run_id() % 1_000_000_000);
-    options.timeout = Duration::from_secs(120);
-    let graph = DgraphGraph::open(options).await?;
-    // A ring of friends with colleague chords: 2 relations per subject.
-    let relation = |a: usize, b: usize, kind| Relation {
-        subject_id: format!("s{a}"),
-        other_subject_id: format!("s{}", b % SUBJECTS),
-        kind,
-        weight: 0.5,
-        since: None,
-    };
-    let relations: Vec<Relation> = (0..SUBJECTS)
-        .flat_map(|i| {
-            [
-                relation(i, i + 1, RelationKind::Friend),
-                relation(i, i * 7 + 3, RelationKind::Colleague),
-            ]
-        })
-        .collect();
-    let count = relations.len();
-    let t = Instant::now();
-    graph.put_relations(relations).await?;
-    let mut figures = vec![Figure::new(
-        "Dgraph (graph role)",
-        "put_relations: upserts of 5,000 relations (both edge directions, new subjects)",
-        count,
-        t,
-        "relations",
-    )];
-    let ids: Vec<String> = (0..ASKED)
-        .map(|i| format!("s{}", i * 13 % SUBJECTS))
-        .collect();
-    let t = Instant::now();
-    let together = graph.neighbors_of_each(&ids, 2, &[], 10_000).await?;
-    figures.push(Figure::new(
-        "Dgraph (graph role)",
-        "neighbours of 1,000 subjects, 2 hops, together (a micro-batch's association)",
-        ASKED,
-        t,
-        "subjects",
-    ));
-    let t = Instant::now();
-    for (id, expected) in ids.iter().zip(&together) {
-        let alone = graph.neighbors(id, 2, &[], 10_000).await?;
-        assert_eq!(&alone, expected, "{id}: together and alone differ");
-    }
-    figures.push(Figure::new(
-        "Dgraph (graph role)",
-        "neighbours of 1,000 subjects, 2 hops, one subject at a time",
-        ASKED,
-        t,
-        "subjects",
-    ));
-    Ok(figures)
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), BoxError> {
     let mut figures = Vec::new();
@@ -538,7 +473,6 @@ async fn main() -> Result<(), BoxError> {
     }
     if let Some(e) = env("CREDENCE_TEST_DGRAPH") {
         figures.extend(dgraph(&e).await?);
-        figures.extend(dgraph_graph(&e).await?);
     }
     println!("| store | what | count | seconds | rate |");
     println!("|---|---|---:|---:|---:|");

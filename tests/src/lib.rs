@@ -17,4 +17,4 @@ pub mod secure;
 pub mod tools;
 pub mod wait;
 
-pub use node::{Node, NodeOptions, server_binary};
+pub use node::{Node, NodeOptions, loadgen_binary, server_binary};

@@ -21,34 +21,46 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Largest message the test clients send or take.
 const MAX_MESSAGE: usize = 64 << 20;
 
-/// The `credence` binary to run.
+/// The `credence` binary to run (`CREDENCE_BIN` names another).
 pub fn server_binary() -> anyhow::Result<PathBuf> {
-    if let Some(bin) = std::env::var_os("CREDENCE_BIN") {
+    workspace_binary("credence", "CREDENCE_BIN", "credence-server")
+}
+
+/// The `credence-loadgen` binary (`CREDENCE_LOADGEN_BIN` names another).
+pub fn loadgen_binary() -> anyhow::Result<PathBuf> {
+    workspace_binary(
+        "credence-loadgen",
+        "CREDENCE_LOADGEN_BIN",
+        "credence-loadgen",
+    )
+}
+
+/// A binary of the workspace: the one `var` names, else the one beside the test executable
+/// or in `$CARGO_TARGET_DIR/debug`; the error says how to build it (`package`).
+fn workspace_binary(name: &str, var: &str, package: &str) -> anyhow::Result<PathBuf> {
+    if let Some(bin) = std::env::var_os(var) {
         let bin = PathBuf::from(bin);
-        anyhow::ensure!(
-            bin.is_file(),
-            "CREDENCE_BIN={} does not exist",
-            bin.display()
-        );
+        anyhow::ensure!(bin.is_file(), "{var}={} does not exist", bin.display());
         return Ok(bin);
     }
     let mut candidates = Vec::new();
-    // target/<profile>/deps/<test binary> -> target/<profile>/credence
+    // target/<profile>/deps/<test binary> -> target/<profile>/<name>
     if let Ok(exe) = std::env::current_exe()
         && let Some(profile_dir) = exe.parent().and_then(Path::parent)
     {
-        candidates.push(profile_dir.join("credence"));
+        candidates.push(profile_dir.join(name));
     }
     if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
-        candidates.push(PathBuf::from(target).join("debug").join("credence"));
+        candidates.push(PathBuf::from(target).join("debug").join(name));
     }
     candidates
         .into_iter()
         .find(|c| c.is_file())
         .with_context(|| {
-            "no `credence` binary found (looked beside the test executable and in \
-         $CARGO_TARGET_DIR/debug): run `cargo build -p credence-server` first, or set CREDENCE_BIN"
-                .to_owned()
+            format!(
+                "no `{name}` binary found (looked beside the test executable and in \
+                 $CARGO_TARGET_DIR/debug): run `cargo build -p {package}` first, or set {var}"
+            )
         })
 }
 
