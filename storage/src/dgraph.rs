@@ -40,8 +40,10 @@ use crate::graph_search::{Edge, Search, effective_weight, neighbour_depth, path_
 pub const WRITE_CHUNK: usize = 5_000;
 /// Subjects asked for per traversal query.
 const READ_CHUNK: usize = 2_000;
-/// Attempts of a write whose transaction lost a conflict.
-const WRITE_ATTEMPTS: u32 = 5;
+/// Attempts of a write whose transaction lost a conflict. Writers of relations around one
+/// busy subject all touch its edges, so under contention most attempts lose: the pauses
+/// between them grow and are jittered, so the writers stop meeting.
+const WRITE_ATTEMPTS: u32 = 12;
 
 /// Every relation kind, with the name its predicate carries.
 const KINDS: [(RelationKind, &str); 6] = [
@@ -171,8 +173,8 @@ impl DgraphGraph {
                 Ok(json) if json.is_empty() => return Ok(Value::Null),
                 Ok(json) => return parse(doing, &json),
                 Err(StorageError::Conflict(_)) if attempt < WRITE_ATTEMPTS => {
+                    tokio::time::sleep(retry_pause(attempt)).await;
                     attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(10 * u64::from(attempt))).await;
                 }
                 Err(e) => return Err(e),
             }
@@ -491,6 +493,19 @@ impl Graph for DgraphGraph {
         self.run(&mut search, max_depth, Some(to)).await?;
         Ok(search[0].path(to))
     }
+}
+
+/// The pause after losing attempt `attempt` (1, 2, ...): 10 ms doubling up to 1 s, times a
+/// jitter in [0.5, 1.5).
+fn retry_pause(attempt: u32) -> Duration {
+    let base = Duration::from_millis(10 << attempt.min(7)).min(Duration::from_secs(1));
+    // Jitter from the clock's nanoseconds, mixed: enough to split writers that lost together.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let mixed = u64::from(nanos).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 11;
+    let unit = mixed as f64 / (1_u64 << 53) as f64;
+    base.mul_f64(0.5 + unit)
 }
 
 fn parse(doing: &str, json: &[u8]) -> Result<Value> {
