@@ -120,11 +120,11 @@ stack-down: ## Stop the local stack and drop its data (STACK_ARGS=--keep-data ke
 stack-status: ## Up/down per stack server, with its port
 	$(STACK) status
 
-CLUSTER_SERVICES ?= kafka dgraph
+CLUSTER_SERVICES ?= kafka ferretdb dgraph
 CLUSTER_CONFIG ?= deploy/local/cluster.toml
 
 .PHONY: cluster
-cluster: setup ## Start the stack's servers the cluster config uses (Kafka, Dgraph) and a node on deploy/local/cluster.toml
+cluster: setup ## Start the stack's servers the cluster config uses (Kafka, FerretDB, Dgraph) and a node on deploy/local/cluster.toml
 	$(STACK) up $(CLUSTER_SERVICES)
 	$(CARGO) run --release --locked -p credence-server -- serve --config $(CLUSTER_CONFIG)
 
@@ -136,13 +136,14 @@ clippy-stack: setup ## Lint the storage crate with its real-backend features
 test-stack: setup ## Each client crate, the cluster backends' conformance and the end-to-end tests on them, against the live stack (brings it up, then down)
 	$(CARGO) test -p credence-storage --features stack --locked --no-run
 	$(CARGO) build --locked -p credence-server --bin credence
-	$(CARGO) test -p credence-tests --locked --test crash --test graph --no-run
+	$(CARGO) test -p credence-tests --locked --test crash --test graph --test rules --test lists --no-run
 	trap '$(STACK) down' EXIT; \
 	$(STACK) up || { $(STACK) logs; exit 1; }; \
 	eval "$$($(STACK) env)"; \
 	CREDENCE_TEST_REQUIRE_STACK=1 $(CARGO) test -p credence-storage --features stack --locked --test 'stack_*'; \
 	CREDENCE_TEST_REQUIRE_STACK=1 $(CARGO) test -p credence-tests --locked --test crash -- kafka_bus; \
-	CREDENCE_TEST_REQUIRE_STACK=1 $(CARGO) test -p credence-tests --locked --test graph -- on_dgraph
+	CREDENCE_TEST_REQUIRE_STACK=1 $(CARGO) test -p credence-tests --locked --test graph -- on_dgraph; \
+	CREDENCE_TEST_REQUIRE_STACK=1 $(CARGO) test -p credence-tests --locked --test rules --test lists -- on_mongodb
 
 .PHONY: bench-stack
 bench-stack: ## Bulk write rates of each stack store through its crate, and the Dgraph graph role against Dgraph's bulk path (needs `make stack-up`)

@@ -31,7 +31,7 @@ ALL_SERVICES=(kafka ferretdb cassandra influxdb dgraph)
 
 KAFKA_HOME=$CACHE/kafka-$KAFKA_VERSION
 CASSANDRA_HOME=$CACHE/cassandra-$CASSANDRA_VERSION
-FERRETDB_HOME=$CACHE/ferretdb-$FERRETDB_VERSION-credence2
+FERRETDB_HOME=$CACHE/ferretdb-$FERRETDB_VERSION-credence3
 INFLUXDB_HOME=$CACHE/influxdb-$INFLUXDB_VERSION
 DGRAPH_HOME=$CACHE/dgraph-$DGRAPH_VERSION
 
@@ -185,7 +185,7 @@ install_kafka() {
 install_cassandra() { maven_install "$CASSANDRA_HOME" "org.apache.cassandra:cassandra-all:$CASSANDRA_VERSION"; }
 # FerretDB embeds build/version/version.txt (normally written by its `task gen-version`
 # from git) and panics at start when it is empty; the module zip has no git, so write it.
-# It also gets two small fixes (ferretdb_patches): hence the "-credence2" in its folder.
+# It also gets three small fixes (ferretdb_patches): hence the "-credence3" in its folder.
 ferretdb_patches() {
     # 1. `$group` fed all its accumulators from ONE iterator over the group's documents: the
     #    first accumulator drained it, every later one saw an empty group and answered 0
@@ -194,10 +194,16 @@ ferretdb_patches() {
     #    connection) open until the whole command ended (`defer` in a loop): a command with
     #    more statements than the pool's 100 connections hung for ever, and concurrent
     #    upserts crawled. Close each statement's iterator as soon as it is done.
+    # 3. Lookups by `_id` (find, update and delete by `_id`) never used the `_id` index: the
+    #    index is on `_ferretdb_sjson->"_id"` but the queries said `->'$._id'`, an expression
+    #    SQLite does not match against the index, so every lookup scanned the collection and
+    #    parsed each row's JSON. Say `->'_id'` (the same path, and the index's expression).
     # docs/STACK.md has the details. Refuse to build if the code is not the expected shape.
     local g=internal/handler/common/aggregations/stages/group.go u=internal/handler/msg_update.go
+    local m=internal/backends/sqlite/metadata/metadata.go
     grep -q '^		for _, accumulation := range g.groupBy {$' "$g" &&
-        grep -q '^		result, err := common.UpdateDocument(ctx, c, "update", iter, &u)$' "$u" ||
+        grep -q '^		result, err := common.UpdateDocument(ctx, c, "update", iter, &u)$' "$u" &&
+        grep -q "^	IDColumn = DefaultColumn + \"->'\$._id'\"$" "$m" ||
         die "FerretDB $FERRETDB_VERSION is not the expected shape; review ferretdb_patches"
     awk '{ print } /^\t\tfor _, accumulation := range g.groupBy \{$/ {
         print "\t\t\tgroupIter := iterator.Values(iterator.ForSlice(groupedDocument.documents))"
@@ -206,6 +212,8 @@ ferretdb_patches() {
     awk '{ print } /^\t\tresult, err := common.UpdateDocument\(ctx, c, "update", iter, &u\)$/ {
         print "\t\tcloser.Close()"
     }' "$u" >"$u.new" && mv "$u.new" "$u"
+    sed -i "s/^	IDColumn = DefaultColumn + \"->'\$._id'\"$/	IDColumn = DefaultColumn + \"->'_id'\"/" "$m"
+    grep -q "^	IDColumn = DefaultColumn + \"->'_id'\"$" "$m" || die "the _id lookup fix did not apply"
 }
 install_ferretdb() {
     GO_PREBUILD="echo $FERRETDB_VERSION > build/version/version.txt && ferretdb_patches" go_install "$FERRETDB_HOME" github.com/FerretDB/FerretDB "$FERRETDB_VERSION" cmd/ferretdb ferretdb

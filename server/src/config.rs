@@ -155,8 +155,9 @@ impl Default for PipelineSection {
     }
 }
 
-/// `[storage]`: which backend serves each role. The bus may be Kafka and the graph Dgraph;
-/// every other role is embedded (the DuckDB file in `node.data_dir`).
+/// `[storage]`: which backend serves each role. The bus may be Kafka, the document roles
+/// (profiles, rules and configs, lists, audit) MongoDB and the graph Dgraph; every other role
+/// is embedded (the DuckDB file in `node.data_dir`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageSection {
@@ -166,6 +167,10 @@ pub struct StorageSection {
     pub bus: BusKind,
     /// `[storage.kafka]`: the Kafka bus, when `bus = "kafka"`.
     pub kafka: KafkaSection,
+    /// Which backend holds profiles, rules and configs, lists and the audit trail.
+    pub documents: DocumentsKind,
+    /// `[storage.mongodb]`: the document roles on MongoDB, when `documents = "mongodb"`.
+    pub mongodb: MongoSection,
     /// Which backend holds the social graph.
     pub graph: GraphKind,
     /// `[storage.dgraph]`: the graph on Dgraph, when `graph = "dgraph"`.
@@ -255,6 +260,23 @@ named_choices!(
     BusKind,
     "storage.bus",
     [("embedded", Embedded), ("kafka", Kafka)]
+);
+
+/// `storage.documents`: where profiles, rules and configs, lists and the audit trail live.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum DocumentsKind {
+    /// In the embedded DuckDB file of `node.data_dir`.
+    #[default]
+    Embedded,
+    /// A MongoDB database (`[storage.mongodb]`), shared by every node.
+    Mongodb,
+}
+
+named_choices!(
+    DocumentsKind,
+    "storage.documents",
+    [("embedded", Embedded), ("mongodb", Mongodb)]
 );
 
 /// `storage.graph`: where the social graph lives.
@@ -459,6 +481,56 @@ impl DgraphSection {
     }
 }
 
+/// `[storage.mongodb]`: the document roles on MongoDB.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MongoSection {
+    /// A `mongodb://` connection string (credentials may go in it).
+    pub uri: String,
+    /// The database of the collections, so several platforms can share one server.
+    pub database: String,
+    /// Longest wait for one MongoDB call (also at start).
+    #[serde(with = "duration_text")]
+    pub timeout: Duration,
+}
+
+impl Default for MongoSection {
+    fn default() -> Self {
+        Self {
+            uri: "mongodb://127.0.0.1:27017/".into(),
+            database: "credence".into(),
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl MongoSection {
+    /// Checks what types alone cannot (only when the documents are on MongoDB).
+    fn validate(&self) -> anyhow::Result<()> {
+        if !(self.uri.starts_with("mongodb://") || self.uri.starts_with("mongodb+srv://")) {
+            bail!("storage.mongodb.uri must be a mongodb:// or mongodb+srv:// connection string");
+        }
+        // MongoDB's rules for database names: no path, dot, space or quote characters.
+        if self.database.is_empty()
+            || self.database.len() > 63
+            || self
+                .database
+                .chars()
+                .any(|c| "/\\. \"$*<>:|?".contains(c) || c.is_control())
+        {
+            bail!(
+                "storage.mongodb.database must be 1 to 63 characters without /\\. \"$*<>:|? or \
+                 spaces, not {:?}",
+                self.database
+            );
+        }
+        if self.timeout < Duration::from_millis(1) {
+            bail!("storage.mongodb.timeout must be at least 1ms");
+        }
+        Ok(())
+    }
+}
+
 /// `[analytics]`
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -631,6 +703,9 @@ impl Config {
         }
         if self.storage.bus == BusKind::Kafka {
             self.storage.kafka.validate()?;
+        }
+        if self.storage.documents == DocumentsKind::Mongodb {
+            self.storage.mongodb.validate()?;
         }
         if self.storage.graph == GraphKind::Dgraph {
             self.storage.dgraph.validate()?;
@@ -889,6 +964,49 @@ mod tests {
                 vars(&[
                     ("CREDENCE__STORAGE__GRAPH", "dgraph"),
                     (&format!("CREDENCE__STORAGE__DGRAPH__{key}"), value),
+                ]),
+            )
+            .unwrap_err();
+            assert!(format!("{err:#}").contains(named), "{named}: {err:#}");
+        }
+    }
+
+    #[test]
+    fn the_documents_are_chosen_by_name_and_mongodb_mistakes_are_named() {
+        assert_eq!(Config::default().storage.documents, DocumentsKind::Embedded);
+        let config = Config::load(
+            None,
+            vars(&[
+                ("CREDENCE__STORAGE__DOCUMENTS", "mongodb"),
+                (
+                    "CREDENCE__STORAGE__MONGODB__URI",
+                    "mongodb://10.0.0.7:27017/",
+                ),
+                ("CREDENCE__STORAGE__MONGODB__TIMEOUT", "3s"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.storage.documents, DocumentsKind::Mongodb);
+        assert_eq!(config.storage.mongodb.uri, "mongodb://10.0.0.7:27017/");
+        assert_eq!(config.storage.mongodb.timeout, Duration::from_secs(3));
+        assert_eq!(config.storage.mongodb.database, "credence");
+
+        let err =
+            Config::load(None, vars(&[("CREDENCE__STORAGE__DOCUMENTS", "couch")])).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("storage.documents must be \"embedded\" or \"mongodb\""),
+            "{err:#}"
+        );
+        for (key, value, named) in [
+            ("URI", "127.0.0.1:27017", "storage.mongodb.uri"),
+            ("DATABASE", "a.b", "storage.mongodb.database"),
+            ("TIMEOUT", "\"0s\"", "storage.mongodb.timeout"),
+        ] {
+            let err = Config::load(
+                None,
+                vars(&[
+                    ("CREDENCE__STORAGE__DOCUMENTS", "mongodb"),
+                    (&format!("CREDENCE__STORAGE__MONGODB__{key}"), value),
                 ]),
             )
             .unwrap_err();

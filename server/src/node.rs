@@ -16,7 +16,7 @@ use tonic::codec::CompressionEncoding::Gzip;
 
 use crate::auth::Authorize;
 use crate::catalog::Catalog;
-use crate::config::{BusKind, CommitterKind, Config, GraphKind};
+use crate::config::{BusKind, CommitterKind, Config, DocumentsKind, GraphKind};
 use crate::health::{Component, Health};
 use crate::ingest::{Ingest, Progress};
 use crate::listener::{self, ConnectionLimits};
@@ -268,6 +268,10 @@ async fn open_stores(config: &Config) -> anyhow::Result<Stores> {
         }
     };
     tracing::info!(bus = %String::from(config.storage.bus), "bus");
+    if config.storage.documents == DocumentsKind::Mongodb {
+        open_mongo_documents(&config.storage.mongodb, &mut stores).await?;
+    }
+    tracing::info!(documents = %String::from(config.storage.documents), "documents");
     if config.storage.graph == GraphKind::Dgraph {
         stores.graph = open_dgraph_graph(&config.storage.dgraph).await?;
     }
@@ -314,6 +318,39 @@ async fn open_kafka_bus(
     anyhow::bail!(
         "storage.bus = \"kafka\", but this credence binary was built without its `kafka` \
          feature: build it with the default features"
+    )
+}
+
+/// The document roles on MongoDB of `[storage.mongodb]`; errors name the key at fault.
+#[cfg(feature = "mongodb")]
+async fn open_mongo_documents(
+    mongodb: &crate::config::MongoSection,
+    stores: &mut Stores,
+) -> anyhow::Result<()> {
+    use credence_storage::mongo::{MongoDocuments, MongoOptions};
+    let mut options = MongoOptions::new(&mongodb.uri);
+    options.database.clone_from(&mongodb.database);
+    options.timeout = mongodb.timeout;
+    let documents = MongoDocuments::open(options)
+        .await
+        .map_err(|e| anyhow::anyhow!("storage.mongodb.uri: {e}"))?;
+    Arc::new(documents).install(stores);
+    tracing::info!(database = %mongodb.database, "documents on MongoDB");
+    Ok(())
+}
+
+#[cfg(not(feature = "mongodb"))]
+#[allow(
+    clippy::unused_async,
+    reason = "the same signature as the one with the feature"
+)]
+async fn open_mongo_documents(
+    _mongodb: &crate::config::MongoSection,
+    _stores: &mut Stores,
+) -> anyhow::Result<()> {
+    anyhow::bail!(
+        "storage.documents = \"mongodb\", but this credence binary was built without its \
+         `mongodb` feature"
     )
 }
 

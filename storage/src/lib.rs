@@ -11,7 +11,9 @@
 //! append-only log per bus partition and a DuckDB file). [`conformance`] holds the checks
 //! every backend must pass; [`crate::conformance_tests!`] expands them into tests for one backend.
 //! The cluster clients (Kafka, MongoDB protocol, CQL, InfluxDB, Dgraph) sit behind cargo
-//! features; [`kafka::KafkaBus`] (feature `kafka`) is the bus on Kafka.
+//! features: [`kafka::KafkaBus`] (feature `kafka`) is the bus on Kafka,
+//! [`mongo::MongoDocuments`] (feature `mongodb`) the document roles on the MongoDB protocol,
+//! and [`dgraph::DgraphGraph`] (feature `dgraph`) the graph on Dgraph.
 
 mod analytics;
 mod archive;
@@ -29,8 +31,11 @@ mod graph_search;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 mod lists;
+#[cfg(feature = "mongodb")]
+pub mod mongo;
 mod page;
 mod series;
+mod stored;
 
 use std::sync::Arc;
 

@@ -53,6 +53,21 @@ pub fn dgraph_graph_env(test: &str) -> Option<Vec<(String, String)>> {
     ])
 }
 
+/// The `CREDENCE__*` variables that put a node's document roles (profiles, rules and
+/// configs, lists, audit) on the MongoDB server of `CREDENCE_TEST_MONGO`, in a database of
+/// its own. `None`, after saying so loudly, when there is no server.
+pub fn mongo_documents_env(test: &str) -> Option<Vec<(String, String)>> {
+    let uri = endpoint("CREDENCE_TEST_MONGO", "ferretdb", test)?;
+    Some(vec![
+        ("CREDENCE__STORAGE__DOCUMENTS".into(), "mongodb".into()),
+        ("CREDENCE__STORAGE__MONGODB__URI".into(), uri),
+        (
+            "CREDENCE__STORAGE__MONGODB__DATABASE".into(),
+            format!("e2e_{}", unique()),
+        ),
+    ])
+}
+
 /// The endpoint in `var`, or `None` after saying loudly that `test` is skipped (a failure
 /// when `CREDENCE_TEST_REQUIRE_STACK=1`); `service` is the stack's name for its server.
 fn endpoint(var: &str, service: &str, test: &str) -> Option<String> {

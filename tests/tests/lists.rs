@@ -5,7 +5,7 @@
 
 use credence_proto::v1 as pb;
 use credence_tests::events::{event, ts};
-use credence_tests::{Node, wait};
+use credence_tests::{Node, NodeOptions, wait};
 use serde_json::json;
 use tonic::Code;
 
@@ -48,7 +48,25 @@ async fn last_change(node: &Node, subject: &str, event_id: &str) -> Option<pb::S
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_entries_with_expiry_drive_the_rules() {
-    let node = Node::start().await.unwrap();
+    lists_test(NodeOptions::default()).await;
+}
+
+/// The same on a node whose rules, config, profiles and lists are in MongoDB
+/// (`make test-stack`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_entries_with_expiry_drive_the_rules_on_mongodb() {
+    let Some(env) = credence_tests::cluster::mongo_documents_env("lists test on MongoDB") else {
+        return;
+    };
+    lists_test(NodeOptions {
+        env,
+        ..NodeOptions::default()
+    })
+    .await;
+}
+
+async fn lists_test(options: NodeOptions) {
+    let node = Node::start_with(options).await.unwrap();
     let mut scoring = node.scoring();
 
     // BLOCKED is on the block list until 15 Jan 2026 (already past by the wall clock)

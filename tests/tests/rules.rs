@@ -5,7 +5,7 @@
 
 use credence_proto::v1 as pb;
 use credence_tests::events::{self, event, ts};
-use credence_tests::{Node, fixtures, wait};
+use credence_tests::{Node, NodeOptions, fixtures, wait};
 use serde_json::json;
 use tonic::Code;
 
@@ -64,7 +64,25 @@ fn decay(score: f64, dt_ns: i64, half_life_ns: i64) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rule_changes_apply_to_later_events_without_restart() {
-    let node = Node::start().await.unwrap();
+    rules_test(NodeOptions::default()).await;
+}
+
+/// The same on a node whose rules, config, profiles and lists are in MongoDB
+/// (`make test-stack`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_changes_apply_to_later_events_without_restart_on_mongodb() {
+    let Some(env) = credence_tests::cluster::mongo_documents_env("rules test on MongoDB") else {
+        return;
+    };
+    rules_test(NodeOptions {
+        env,
+        ..NodeOptions::default()
+    })
+    .await;
+}
+
+async fn rules_test(options: NodeOptions) {
+    let node = Node::start_with(options).await.unwrap();
     let mut scoring = node.scoring();
 
     // the example config and the draft rule `mentoring`

@@ -1,13 +1,12 @@
-//! What the tables store for domain values: JSON text for payloads and maps, and the
-//! numbers of the kinds.
+//! What the tables store for domain values: JSON text for payloads, and the numbers of the
+//! relation kinds (`crate::stored` has the encodings other backends share).
 //!
 //! The formats are those of every data directory written so far: payloads as a JSON object
-//! (numbers exact, as `serde_json` writes an `f64`), relation and list kinds as the numbers
-//! of the `credence.v1` enums they were once stored from. Changing either would make
+//! (numbers exact, as `serde_json` writes an `f64`), relation kinds as the numbers of the
+//! `credence.v1` enum they were once stored from. Changing either would make
 //! existing data unreadable.
 
-use credence_scorer::{ListKind, Payload, Value};
-use serde::Serialize;
+use credence_scorer::{Payload, Value};
 
 use crate::error::{Result, StorageError};
 use crate::graph::RelationKind;
@@ -78,36 +77,6 @@ pub(super) fn relation_kind(code: i32) -> Result<RelationKind> {
     })
 }
 
-/// The stored number of a list kind.
-pub(super) fn list_kind_code(kind: ListKind) -> i32 {
-    match kind {
-        ListKind::Block => 1,
-        ListKind::Allow => 2,
-    }
-}
-
-/// The list kind of a stored number.
-pub(super) fn list_kind(code: i32) -> Result<ListKind> {
-    match code {
-        1 => Ok(ListKind::Block),
-        2 => Ok(ListKind::Allow),
-        _ => Err(StorageError::Backend(format!(
-            "a stored list entry has kind {code}, which is neither 1 (block) nor 2 (allow); \
-             the list_entries table was written by something else: remove or correct that row"
-        ))),
-    }
-}
-
-/// JSON text of any serialisable value (maps and lists of profiles, rules, states).
-pub(super) fn to_json<T: Serialize + ?Sized>(value: &T, what: &str) -> Result<String> {
-    serde_json::to_string(value).map_err(|e| super::duck::json_error(what, &e))
-}
-
-/// A value from JSON text written by [`to_json`].
-pub(super) fn from_json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T> {
-    serde_json::from_str(text).map_err(|e| super::duck::json_error(what, &e))
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
@@ -174,10 +143,5 @@ mod tests {
             assert_eq!(relation_kind(code).unwrap(), kind);
         }
         assert!(relation_kind(7).unwrap_err().to_string().contains("kind 7"));
-        for (kind, code) in [(ListKind::Block, 1), (ListKind::Allow, 2)] {
-            assert_eq!(list_kind_code(kind), code);
-            assert_eq!(list_kind(code).unwrap(), kind);
-        }
-        assert!(list_kind(0).is_err());
     }
 }

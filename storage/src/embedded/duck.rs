@@ -364,10 +364,6 @@ impl<T> Ctx<T> for std::result::Result<T, duckdb::Error> {
 }
 
 /// A JSON encoding failure (cannot happen for our types, but is not worth a panic).
-pub(super) fn json_error(what: &str, e: &serde_json::Error) -> StorageError {
-    StorageError::Backend(format!("JSON of {what}: {e}"))
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]

@@ -8,11 +8,11 @@ use async_trait::async_trait;
 use credence_scorer::{ListKind, Timestamp};
 use duckdb::{Connection, params};
 
-use crate::embedded::convert::{list_kind, list_kind_code};
 use crate::embedded::duck::{Ctx, Duck, in_transaction};
 use crate::error::Result;
 use crate::lists::{ListEntry, ListFilter, Lists};
 use crate::page::{KeyKind, KeyPart, Page, Paged};
+use crate::stored::{list_kind, list_kind_code};
 
 /// The name of the entry listing in page tokens, and its key (subject, kind).
 const LISTING: &str = "list_entries";

@@ -8,9 +8,9 @@ use duckdb::{Connection, params};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::documents::{Profiles, SubjectProfile};
-use crate::embedded::convert::{from_json, to_json};
 use crate::embedded::duck::{Ctx, Duck, in_transaction};
 use crate::error::Result;
+use crate::stored::{from_json, to_json};
 
 /// Every stored profile.
 pub(super) fn load(conn: &Connection) -> Result<FxHashMap<String, SubjectProfile>> {

@@ -8,9 +8,9 @@ use credence_scorer::{Rule, RuleStatus, ScoringConfig};
 use duckdb::{Connection, params};
 
 use crate::documents::Rules;
-use crate::embedded::convert::{from_json, to_json};
 use crate::embedded::duck::{Ctx, Duck};
 use crate::error::Result;
+use crate::stored::{from_json, to_json};
 
 /// Every rule and config version.
 #[derive(Default)]

@@ -9,7 +9,6 @@ use credence_scorer::{ScoreChange, Timestamp, Value};
 use duckdb::{Connection, Row};
 
 use crate::embedded::columns as col;
-use crate::embedded::convert::{from_json, to_json};
 use crate::embedded::duck::{Ctx, Duck, HighWater, Listing, in_transaction};
 use crate::embedded::sql::Where;
 use crate::error::Result;
@@ -17,6 +16,7 @@ use crate::page::{KeyKind, KeyPart, Page, Paged};
 use crate::series::{
     AggregateGroupBy, AggregateQuery, AggregateRow, AggregateWindow, ScorePoint, Series, TimeRange,
 };
+use crate::stored::{from_json, to_json};
 
 const HOUR_NANOS: i64 = 3_600_000_000_000;
 const DAY_NANOS: i64 = 24 * HOUR_NANOS;

@@ -23,11 +23,11 @@ use crate::documents::{
     ChangedState, Claim, Snapshots, StoredSnapshot, SubjectFilter, check_fence,
 };
 use crate::embedded::columns as col;
-use crate::embedded::convert::from_json;
 use crate::embedded::duck::{Ctx, Duck, SnapshotMemory, in_transaction};
 use crate::embedded::state_bytes::{decode_rules, decode_window, encode_rules, encode_window};
 use crate::error::Result;
 use crate::page::{KeyKind, KeyPart, Page, Paged};
+use crate::stored::from_json;
 
 /// The name of the subject listing in page tokens, and its key.
 const LISTING: &str = "subjects";
