@@ -146,9 +146,10 @@ test-stack: setup ## Each client crate, the cluster backends' conformance and th
 	CREDENCE_TEST_REQUIRE_STACK=1 $(CARGO) test -p credence-tests --locked --test rules --test lists -- on_mongodb
 
 .PHONY: bench-stack
-bench-stack: ## Bulk write rates of each stack store through its crate, and the Dgraph graph role against Dgraph's bulk path (needs `make stack-up`)
+bench-stack: ## Bulk write rates of each stack store through its crate, and the Dgraph graph and MongoDB document roles against their stores' bulk paths (needs `make stack-up`)
 	eval "$$($(STACK) env)"; $(CARGO) run --release -p credence-storage --features stack --example stack_bench; \
-	$(CARGO) run --release -p credence-storage --features stack --example graph_bench
+	$(CARGO) run --release -p credence-storage --features stack --example graph_bench; \
+	$(CARGO) run --release -p credence-storage --features stack --example documents_bench
 
 .PHONY: test
 test: fmt-check clippy clippy-stack fuzz-smoke test-rust doc test-stack ## Everything CI runs: format, lints, fuzz smoke, all tests, docs, the real stack

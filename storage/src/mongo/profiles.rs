@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use mongodb::bson::{Bson, Document, doc};
 use mongodb::error::ErrorKind;
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashSet;
 
 use super::{MongoDocuments, int, is_duplicate, text, time_bson, time_of};
 use crate::documents::{Profiles, SubjectProfile};
@@ -138,22 +138,10 @@ impl Profiles for MongoDocuments {
         if subject_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let found = self
-            .find_all(
-                COLLECTION,
-                doc! { "_id": { "$in": subject_ids } },
-                doc! {},
-                0,
-            )
-            .await?;
-        let mut by_id: FxHashMap<String, SubjectProfile> = FxHashMap::default();
-        for d in &found {
-            let profile = from_document(d)?;
-            by_id.insert(profile.subject_id.clone(), profile);
-        }
-        Ok(subject_ids
+        self.find_by_ids(COLLECTION, subject_ids)
+            .await?
             .iter()
-            .map(|id| by_id.get(id).cloned())
-            .collect())
+            .map(|d| d.as_ref().map(from_document).transpose())
+            .collect()
     }
 }
