@@ -125,6 +125,56 @@ impl Catalog {
         Ok(stored)
     }
 
+    /// Makes live what other nodes sharing the rule store wrote: reloads when the stored
+    /// rule-set version or latest config version is not the live one. Returns whether it
+    /// reloaded. Cheap when nothing changed (two small reads).
+    pub async fn refresh(&self) -> Result<bool, Error> {
+        let stored_rules = self.stores.rules.rule_set_version().await?;
+        let stored_config = self.stores.rules.get_config(None).await?.map(|c| c.version);
+        let live = self.live();
+        if stored_rules == live.engine.rules().version()
+            && stored_config == Some(live.engine.config().version)
+        {
+            return Ok(false);
+        }
+        let _write = self.writes.lock().await;
+        self.reload().await?;
+        Ok(true)
+    }
+
+    /// Checks the rule store every `every` (see [`Catalog::refresh`]) until `stop` turns
+    /// true: how a node picks up the rules and configs other nodes write. A failed check is
+    /// logged and tried again at the next tick; the live engine stays as it was.
+    pub async fn follow(
+        self: Arc<Self>,
+        every: std::time::Duration,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = stop.changed() => return,
+            }
+            if *stop.borrow() {
+                return;
+            }
+            match self.refresh().await {
+                Ok(true) => {
+                    let live = self.live();
+                    tracing::info!(
+                        rule_set_version = live.engine.rules().version(),
+                        config_version = live.engine.config().version,
+                        "picked up rules or config written elsewhere"
+                    );
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "checking the rule store for new versions"),
+            }
+        }
+    }
+
     async fn reload(&self) -> Result<(), Error> {
         let live = build(&self.stores).await.map_err(|e| {
             Error::internal::<Error>(format!("the stored rules no longer compile: {e:#}"))
@@ -135,13 +185,27 @@ impl Catalog {
 }
 
 async fn build(stores: &Stores) -> anyhow::Result<Live> {
+    // The rules are read between two reads of the rule-set version, again if another node
+    // wrote in between: the version a batch records is the one of the rules it ran.
+    let mut version = stores.rules.rule_set_version().await?;
+    let mut read = None;
+    for _ in 0..8 {
+        let rules = stores.rules.list_rules(false).await?;
+        let after = stores.rules.rule_set_version().await?;
+        if after == version {
+            read = Some(rules);
+            break;
+        }
+        version = after;
+    }
+    let rules = read.ok_or_else(|| {
+        anyhow::anyhow!("the rules changed on every one of 8 reads; try again when writes settle")
+    })?;
     let config = stores
         .rules
         .get_config(None)
         .await?
         .ok_or_else(|| anyhow::anyhow!("no scoring config stored"))?;
-    let rules = stores.rules.list_rules(false).await?;
-    let version = stores.rules.rule_set_version().await?;
     let uses_association = rules.iter().any(reads_association);
     let set = RuleSet::compile(version, rules)?;
     let engine = Engine::new(Arc::new(set), Arc::new(config))?;
@@ -249,5 +313,48 @@ mod tests {
             seed.rules[0].points + 7.0,
             "the PutRule's body was reverted by the concurrent SetRuleStatus: {latest:?}"
         );
+    }
+
+    /// Two nodes sharing one rule store: what one writes, the other makes live at its next
+    /// refresh, and a refresh with nothing new changes nothing.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_refresh_picks_up_versions_another_node_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let stores =
+            tokio::task::block_in_place(|| Embedded::open(&EmbeddedOptions::new(dir.path())))
+                .unwrap()
+                .stores();
+        let seed = RuleFile::example().unwrap();
+        let one = Catalog::open(stores.clone(), &seed).await.unwrap();
+        let two = Catalog::open(stores, &seed).await.unwrap();
+        assert!(!two.refresh().await.unwrap(), "nothing new yet");
+
+        let mut rule = Rule::new("shared_rule", "social", 4.0);
+        rule.status = RuleStatus::Active;
+        let stored = one.put_rule(rule).await.unwrap();
+        let mut config = one.live().engine.config().clone();
+        config.baseline = 640.0;
+        let config = one.put_config(config).await.unwrap();
+        assert_ne!(
+            two.live().engine.rules().version(),
+            one.live().engine.rules().version()
+        );
+
+        assert!(two.refresh().await.unwrap());
+        let live = two.live();
+        assert_eq!(
+            live.engine.rules().version(),
+            one.live().engine.rules().version()
+        );
+        assert!(
+            live.engine
+                .rules()
+                .rules()
+                .iter()
+                .any(|r| r.id == "shared_rule" && r.version == stored.version)
+        );
+        assert_eq!(live.engine.config().version, config.version);
+        assert_eq!(live.engine.config().baseline, 640.0);
+        assert!(!two.refresh().await.unwrap(), "nothing new since");
     }
 }

@@ -140,6 +140,10 @@ pub struct PipelineSection {
     /// its partition workers; the least recently used are dropped past it (and read back
     /// from the snapshots when their subject has events again).
     pub state_cache_subjects: usize,
+    /// How often the node checks the rule store for rule and config versions written
+    /// elsewhere (by other nodes sharing it); its own writes are live at once.
+    #[serde(with = "duration_text")]
+    pub rules_refresh: Duration,
 }
 
 impl Default for PipelineSection {
@@ -151,6 +155,7 @@ impl Default for PipelineSection {
             backpressure_wait: Duration::from_secs(2),
             sync: true,
             state_cache_subjects: 1_000_000,
+            rules_refresh: Duration::from_millis(500),
         }
     }
 }
@@ -651,6 +656,9 @@ impl Config {
         let p = &self.pipeline;
         if !(1..=256).contains(&p.partitions) {
             bail!("pipeline.partitions must be 1..=256, not {}", p.partitions);
+        }
+        if p.rules_refresh < Duration::from_millis(10) {
+            bail!("pipeline.rules_refresh must be at least 10ms");
         }
         if p.micro_batch_events == 0 {
             bail!("pipeline.micro_batch_events must be at least 1");

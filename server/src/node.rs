@@ -82,6 +82,8 @@ pub async fn run(
         }),
         &shutdown_rx,
     )?;
+    // Rules and configs other nodes sharing the rule store write become live here too.
+    tokio::spawn(Arc::clone(&catalog).follow(config.pipeline.rules_refresh, shutdown_rx.clone()));
 
     let listener = tokio::net::TcpListener::bind(config.node.listen)
         .await

@@ -678,3 +678,66 @@ async fn config_versions_and_simulate_stores_nothing() {
         "Simulate does not change the config"
     );
 }
+
+/// Two nodes sharing one MongoDB rule store (`make test-stack`): a rule activated on one is
+/// scored with on the other within a second (it checks the store every
+/// `pipeline.rules_refresh`, 500 ms by default), with no restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rule_activated_on_one_node_scores_on_another_on_mongodb() {
+    let Some(env) = credence_tests::cluster::mongo_documents_env("rules shared by two nodes")
+    else {
+        return;
+    };
+    let options = || NodeOptions {
+        env: env.clone(),
+        ..NodeOptions::default()
+    };
+    let one = Node::start_with(options()).await.unwrap();
+    let two = Node::start_with(options()).await.unwrap();
+
+    let active = one
+        .scoring()
+        .set_rule_status(pb::SetRuleStatusRequest {
+            rule_id: "mentoring".into(),
+            status: pb::RuleStatus::Active as i32,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .rule
+        .unwrap();
+    let activated = std::time::Instant::now();
+
+    // One mentoring event on the other node every 100 ms, until one of them is scored by
+    // the rule: the first that is shows when the other node made it live.
+    for n in 0..30 {
+        publish(&two, mentoring(&format!("2026-03-01T10:{n:02}:00Z"), n)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        // NOT_FOUND until the first event is scored.
+        let scored = match two
+            .scoring()
+            .explain_score(pb::ExplainScoreRequest {
+                subject_id: S.into(),
+                ..Default::default()
+            })
+            .await
+        {
+            Ok(explained) => explained.into_inner().changes,
+            Err(status) if status.code() == Code::NotFound => continue,
+            Err(status) => panic!("{status:?}"),
+        };
+        if let Some(change) = scored.iter().find(|c| c.rule_id == "mentoring") {
+            assert_eq!(change.rule_version, active.version);
+            assert!(
+                activated.elapsed() < std::time::Duration::from_millis(1_500),
+                "live on the other node after {:?}",
+                activated.elapsed()
+            );
+            return;
+        }
+    }
+    panic!(
+        "no mentoring event was scored by the activated rule on the other node within {:?}",
+        activated.elapsed()
+    );
+}
