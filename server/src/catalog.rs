@@ -109,8 +109,23 @@ impl Catalog {
     }
 
     /// Stores a new config version (validated first) and makes it live.
-    pub async fn put_config(&self, mut config: ScoringConfig) -> Result<ScoringConfig, Error> {
+    pub async fn put_config(&self, config: ScoringConfig) -> Result<ScoringConfig, Error> {
+        self.update_config(|_| Ok(config)).await
+    }
+
+    /// Stores a new config version made from the latest stored one (validated first) and
+    /// makes it live. The latest is read under the write lock, from the store rather than
+    /// the live engine: another node sharing the store may have written a newer one.
+    pub async fn update_config(
+        &self,
+        change: impl FnOnce(&ScoringConfig) -> Result<ScoringConfig, Error>,
+    ) -> Result<ScoringConfig, Error> {
         let _write = self.writes.lock().await;
+        let latest = match self.stores.rules.get_config(None).await? {
+            Some(stored) => stored,
+            None => self.live().engine.config().clone(),
+        };
+        let mut config = change(&latest)?;
         config.version = 1;
         validate_config(&config).map_err(Error::from)?;
         config.version = 0;

@@ -206,11 +206,14 @@ impl ScoringService for ScoringApi {
             .into_inner()
             .config
             .ok_or_else(|| Error::required::<Error>("config"))?;
-        // A field left out keeps the live config's value.
-        let live = self.0.catalog.live();
-        let config = convert::config(&config, live.engine.config())
-            .map_err(|e| Error::from(e.within("config")))?;
-        let stored = self.0.catalog.put_config(config).await?;
+        // A field left out keeps the latest stored config's value.
+        let stored = self
+            .0
+            .catalog
+            .update_config(|latest| {
+                convert::config(&config, latest).map_err(|e| Error::from(e.within("config")))
+            })
+            .await?;
         self.0
             .audit(
                 actor,
