@@ -9,6 +9,10 @@ SHELL := bash
 
 CACHE_HOME ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)
 export CARGO_TARGET_DIR ?= $(CACHE_HOME)/credence/target
+# No incremental compilation data: CI builds each workspace crate once per run from a fresh
+# clone, where it saves nothing, and it grew the shared target by 14 GiB until the disk
+# filled. Dependencies are never built incrementally, so their cache is unaffected.
+export CARGO_INCREMENTAL ?= 0
 export CARGO_TERM_COLOR ?= never
 CARGO ?= cargo
 

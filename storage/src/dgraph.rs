@@ -87,6 +87,9 @@ pub struct DgraphGraph {
     options: DgraphOptions,
     /// `<prefix>.id`.
     id: String,
+    /// Per relation kind, in the order of [`KINDS`]: its predicate (`<prefix>.<kind>`) and
+    /// the key its weight facet has in query results (`<predicate>|weight`), made once.
+    predicates: Vec<(String, String)>,
 }
 
 impl DgraphGraph {
@@ -106,10 +109,19 @@ impl DgraphGraph {
         }
         let client = Client::new(options.url.as_str())
             .map_err(|e| StorageError::Invalid(format!("Dgraph address {:?}: {e}", options.url)))?;
+        let predicates = KINDS
+            .iter()
+            .map(|(_, name)| {
+                let predicate = format!("{}.{name}", options.prefix);
+                let facet = format!("{predicate}|weight");
+                (predicate, facet)
+            })
+            .collect();
         let graph = Self {
             client,
             id: format!("{}.id", options.prefix),
             options,
+            predicates,
         };
         let mut schema = format!("{}: string @index(exact) @upsert .\n", graph.id);
         for (kind, _) in KINDS {
@@ -124,12 +136,14 @@ impl DgraphGraph {
         Ok(graph)
     }
 
-    fn predicate(&self, kind: RelationKind) -> String {
-        let name = KINDS
-            .iter()
-            .find(|(k, _)| *k == kind)
-            .map_or("unknown", |(_, n)| n);
-        format!("{}.{name}", self.options.prefix)
+    fn predicate(&self, kind: RelationKind) -> &str {
+        &self.predicate_and_facet(kind).0
+    }
+
+    /// A kind's predicate and the result key of its weight facet.
+    fn predicate_and_facet(&self, kind: RelationKind) -> &(String, String) {
+        let index = KINDS.iter().position(|(k, _)| *k == kind).unwrap_or(0);
+        &self.predicates[index]
     }
 
     /// Runs one Dgraph call within the timeout, naming what it was doing on failure.
@@ -400,9 +414,8 @@ impl DgraphGraph {
         }
         let list = edges.entry(id.to_owned()).or_default();
         for kind in kinds {
-            let predicate = self.predicate(*kind);
-            let facet = format!("{predicate}|weight");
-            for other in node[&predicate].as_array().into_iter().flatten() {
+            let (predicate, facet) = self.predicate_and_facet(*kind);
+            for other in node[predicate].as_array().into_iter().flatten() {
                 let (Some(other_id), Some(uid)) = (other[&self.id].as_str(), other["uid"].as_str())
                 else {
                     continue;
@@ -412,7 +425,7 @@ impl DgraphGraph {
                 list.push(Edge {
                     other: other_id.to_owned(),
                     kind: *kind,
-                    weight: other[&facet].as_f64().unwrap_or(1.0),
+                    weight: other[facet].as_f64().unwrap_or(1.0),
                 });
             }
         }
