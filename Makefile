@@ -133,21 +133,24 @@ cluster: setup ## Start the stack's servers the cluster config uses (Kafka, Ferr
 	$(CARGO) run --release --locked -p credence-server -- serve --config $(CLUSTER_CONFIG)
 
 .PHONY: clippy-stack
-clippy-stack: setup ## Lint the storage crate with its real-backend features
+clippy-stack: setup ## Lint the storage crate with its real-backend features, and the Rust SDK with its Kafka producer
 	$(CARGO) clippy -p credence-storage --features stack --all-targets --locked -- -D warnings
+	$(CARGO) clippy -p credence --features kafka --all-targets --locked -- -D warnings
 
 .PHONY: test-stack
 test-stack: setup ## Each client crate, the cluster backends' conformance and the end-to-end tests on them, against the live stack (brings it up, then down)
 	$(CARGO) test -p credence-storage --features stack --locked --no-run
 	$(CARGO) build --locked -p credence-server --bin credence
 	$(CARGO) test -p credence-tests --locked --test crash --test graph --test rules --test lists --no-run
+	$(CARGO) test -p credence --features kafka --locked --test kafka_producer --no-run
 	trap '$(STACK) down' EXIT; \
 	$(STACK) up || { $(STACK) logs; exit 1; }; \
 	eval "$$($(STACK) env)"; \
 	CREDENCE_TEST_REQUIRE_STACK=1 $(CARGO) test -p credence-storage --features stack --locked --test 'stack_*'; \
 	CREDENCE_TEST_REQUIRE_STACK=1 $(CARGO) test -p credence-tests --locked --test crash -- kafka_bus; \
 	CREDENCE_TEST_REQUIRE_STACK=1 $(CARGO) test -p credence-tests --locked --test graph -- on_dgraph; \
-	CREDENCE_TEST_REQUIRE_STACK=1 $(CARGO) test -p credence-tests --locked --test rules --test lists -- on_mongodb
+	CREDENCE_TEST_REQUIRE_STACK=1 $(CARGO) test -p credence-tests --locked --test rules --test lists -- on_mongodb; \
+	CREDENCE_TEST_REQUIRE_STACK=1 $(CARGO) test -p credence --features kafka --locked --test kafka_producer
 
 .PHONY: bench-stack
 bench-stack: ## Bulk write rates of each stack store through its crate, and the Dgraph graph and MongoDB document roles against their stores' bulk paths (needs `make stack-up`)

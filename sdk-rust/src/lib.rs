@@ -63,6 +63,8 @@ mod client;
 mod error;
 mod graph;
 mod ingestion;
+#[cfg(feature = "kafka")]
+mod kafka;
 #[cfg(feature = "local")]
 mod local;
 mod producer;
@@ -82,6 +84,8 @@ pub use ingestion::{
     Event, EventOutcome, EventResult, Location, Profile, ProfileOutcome, ProfileResult,
     PublishResult, StreamSummary, UpsertResult,
 };
+#[cfg(feature = "kafka")]
+pub use kafka::{Delivery as KafkaDelivery, KafkaProducer, KafkaProducerBuilder};
 #[cfg(feature = "local")]
 pub use local::{RuleFile, load_rule_file, simulate_locally};
 pub use producer::{Outcome, OutcomeKind, Producer, ProducerBuilder, ProducerStats, Transport};

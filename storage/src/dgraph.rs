@@ -508,7 +508,7 @@ impl Graph for DgraphGraph {
     }
 }
 
-/// The pause after losing attempt `attempt` (1, 2, ...): 10 ms doubling up to 1 s, times a
+/// The pause after losing attempt `attempt` (1, 2, ...): 20 ms doubling up to 1 s, times a
 /// jitter in [0.5, 1.5).
 fn retry_pause(attempt: u32) -> Duration {
     let base = Duration::from_millis(10 << attempt.min(7)).min(Duration::from_secs(1));
