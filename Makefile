@@ -141,7 +141,8 @@ clippy-stack: setup ## Lint the storage crate with its real-backend features, an
 test-stack: setup ## Each client crate, the cluster backends' conformance and the end-to-end tests on them, against the live stack (brings it up, then down)
 	$(CARGO) test -p credence-storage --features stack --locked --no-run
 	$(CARGO) build --locked -p credence-server --bin credence
-	$(CARGO) test -p credence-tests --locked --test crash --test graph --test rules --test lists --no-run
+	$(CARGO) build --locked -p credence-loadgen --bin credence-loadgen
+	$(CARGO) test -p credence-tests --locked --test crash --test graph --test rules --test lists --test loadgen --no-run
 	$(CARGO) test -p credence --features kafka --locked --test kafka_producer --no-run
 	trap '$(STACK) down' EXIT; \
 	$(STACK) up || { $(STACK) logs; exit 1; }; \
@@ -150,6 +151,7 @@ test-stack: setup ## Each client crate, the cluster backends' conformance and th
 	CREDENCE_TEST_REQUIRE_STACK=1 $(CARGO) test -p credence-tests --locked --test crash -- kafka_bus; \
 	CREDENCE_TEST_REQUIRE_STACK=1 $(CARGO) test -p credence-tests --locked --test graph -- on_dgraph; \
 	CREDENCE_TEST_REQUIRE_STACK=1 $(CARGO) test -p credence-tests --locked --test rules --test lists -- on_mongodb; \
+	CREDENCE_TEST_REQUIRE_STACK=1 $(CARGO) test -p credence-tests --locked --test loadgen -- on_kafka_bus; \
 	CREDENCE_TEST_REQUIRE_STACK=1 $(CARGO) test -p credence --features kafka --locked --test kafka_producer
 
 .PHONY: bench-stack

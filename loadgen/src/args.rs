@@ -18,6 +18,12 @@ pub struct Args {
     /// certificate.
     #[arg(long)]
     pub ca_cert: Option<std::path::PathBuf>,
+    /// Send the events straight to the node's Kafka topic, `BROKERS/TOPIC` (for example
+    /// `127.0.0.1:9092/credence.events`), with the Rust SDK's `KafkaProducer`, instead of
+    /// `PublishEvents`. Profiles, relations and probes still go to `--target`. Counted
+    /// accepted: events Kafka acknowledged (the node's verdicts are not seen on this path).
+    #[arg(long, value_name = "BROKERS/TOPIC")]
+    pub kafka: Option<String>,
     /// Prometheus endpoint of the node; empty skips the server-side figures.
     #[arg(long, default_value = "http://127.0.0.1:9464/metrics")]
     pub metrics_url: String,

@@ -180,6 +180,9 @@ pub struct PublishConfig {
     pub bearer: credence_proto::client::Bearer,
     /// TLS settings (a CA turns TLS on).
     pub tls: credence_proto::client::ClientTls,
+    /// Events go straight to the node's Kafka topic through this producer instead of
+    /// `PublishEvents` (`--kafka`).
+    pub kafka: Option<Arc<credence::KafkaProducer>>,
 }
 
 /// Running totals of every phase, added to as answers come back: what the progress line
@@ -290,6 +293,7 @@ pub fn start(
                     .max_decoding_message_size(64 << 20)
                     .max_encoding_message_size(usize::MAX),
                 control: Arc::clone(&control),
+                kafka: config.kafka.clone(),
                 bearer: config.bearer.clone(),
                 batches: Arc::clone(&batches),
                 interval,
@@ -314,6 +318,7 @@ pub fn start(
 struct Worker {
     client: tonic::client::Grpc<Channel>,
     control: Arc<Control>,
+    kafka: Option<Arc<credence::KafkaProducer>>,
     bearer: credence_proto::client::Bearer,
     batches: Arc<Mutex<mpsc::Receiver<Batch>>>,
     interval: Option<Duration>,
@@ -350,6 +355,21 @@ impl Worker {
                 break;
             }
             let started = intended.unwrap_or_else(Instant::now);
+            let tally = if phase == WARMUP {
+                &mut tallies.warmup
+            } else {
+                &mut tallies.measure
+            };
+            if let Some(kafka) = &self.kafka {
+                let result = send_to_kafka(kafka, &batch.bytes).await;
+                // The node's verdicts are not seen on this path: nothing to judge intents by.
+                let unjudged = Batch {
+                    intents: Vec::new(),
+                    ..batch
+                };
+                tally.record(&unjudged, started, result, &self.control.live);
+                continue;
+            }
             let mut request = tonic::Request::new(batch.bytes.clone());
             self.bearer.apply(&mut request);
             let result = match self.client.ready().await {
@@ -360,15 +380,44 @@ impl Worker {
                     .map(tonic::Response::into_inner),
                 Err(e) => Err(Status::unavailable(format!("connection not ready: {e}"))),
             };
-            let tally = if phase == WARMUP {
-                &mut tallies.warmup
-            } else {
-                &mut tallies.measure
-            };
             tally.record(&batch, started, result, &self.control.live);
         }
         tallies
     }
+}
+
+/// Sends one encoded `PublishEventsRequest`'s events to the Kafka topic, answered as the
+/// node would answer them if every acknowledged event were accepted: Kafka's refusals count
+/// as rejected, with their reason.
+async fn send_to_kafka(
+    kafka: &credence::KafkaProducer,
+    request: &Bytes,
+) -> Result<pb::PublishEventsResponse, Status> {
+    use prost::Message as _;
+    let request = pb::PublishEventsRequest::decode(request.clone()).map_err(|e| {
+        Status::internal(format!("a batch the generator made does not decode: {e}"))
+    })?;
+    let mut response = pb::PublishEventsResponse::default();
+    for (i, outcome) in kafka
+        .send_proto(request.events)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        match outcome {
+            Ok(_) => response.accepted += 1,
+            Err(e) => {
+                response.rejected += 1;
+                response.results.push(pb::EventResult {
+                    index: i as u32,
+                    outcome: pb::EventOutcome::Rejected as i32,
+                    reason: e.to_string(),
+                    ..Default::default()
+                });
+            }
+        }
+    }
+    Ok(response)
 }
 
 /// Publishes `world`'s people and relations (before its events), a thousand per request.

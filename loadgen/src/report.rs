@@ -153,9 +153,15 @@ impl Report {
             self.events_per_s, self.measured_s, self.requests
         );
         let l = &self.publish_latency;
+        // A batch's latency: PublishEvents answered, or (--kafka) every event acknowledged.
+        let what = if self.target.starts_with("kafka://") {
+            "Kafka produce latency"
+        } else {
+            "PublishEvents latency"
+        };
         let _ = writeln!(
             s,
-            "  PublishEvents latency  p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
+            "  {what}  p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
             ms(l.p50_ms),
             ms(l.p90_ms),
             ms(l.p99_ms),

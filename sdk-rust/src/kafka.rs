@@ -138,6 +138,15 @@ pub struct KafkaProducer {
     timeout: Duration,
 }
 
+impl std::fmt::Debug for KafkaProducer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaProducer")
+            .field("topic", &self.topic)
+            .field("partitions", &self.partitions)
+            .finish_non_exhaustive()
+    }
+}
+
 impl KafkaProducer {
     /// A builder for the topic `topic` (the node's `storage.kafka.topic`) on the bootstrap
     /// brokers `brokers` (`host:port[,host:port...]`).
@@ -160,12 +169,21 @@ impl KafkaProducer {
     /// [`Error::Input`] naming the field, and the others go on. Events of one subject land
     /// in one partition in the order given.
     pub async fn send(&self, events: &[Event]) -> Vec<Result<Delivery>> {
+        self.send_proto(events.iter().map(Event::to_proto).collect())
+            .await
+    }
+
+    /// [`KafkaProducer::send`] for events already in their generated form
+    /// ([`crate::proto::Event`]); their `received_at` is set here.
+    pub async fn send_proto(
+        &self,
+        events: Vec<credence_proto::v1::Event>,
+    ) -> Vec<Result<Delivery>> {
         let received_at = Some(crate::time::timestamp(chrono::Utc::now()));
         let pending: Vec<_> = events
-            .iter()
+            .into_iter()
             .enumerate()
-            .map(|(i, event)| {
-                let mut record = event.to_proto();
+            .map(|(i, mut record)| {
                 if let Some(missing) = missing_field(&record) {
                     return Err(Error::Input(format!(
                         "events[{i}] (id {:?}): {missing} is required",

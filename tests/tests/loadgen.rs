@@ -96,3 +96,91 @@ async fn paced_run_sends_the_rate_asked_and_reports_what_the_node_counted() {
     }
     assert!(stdout.contains("publish-to-visible (probes)"), "{stdout}");
 }
+
+/// `--kafka` (`make test-stack`): the events go straight to the node's Kafka topic through
+/// the SDK's `KafkaProducer`, and the node scores every one the report counts as
+/// acknowledged (the load's and the probes', which still go over gRPC).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_through_kafka_is_scored_whole_on_kafka_bus() {
+    let Some(env) = credence_tests::cluster::kafka_bus_env("the load generator through Kafka")
+    else {
+        return;
+    };
+    let value = |key: &str| env.iter().find(|(k, _)| k == key).unwrap().1.clone();
+    let kafka = format!(
+        "{}/{}",
+        value("CREDENCE__STORAGE__KAFKA__BROKERS"),
+        value("CREDENCE__STORAGE__KAFKA__TOPIC")
+    );
+    let node = Node::start_with(credence_tests::NodeOptions {
+        env,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let metrics_url = node.metrics_url().expect("metrics").to_owned();
+    let before = node.metrics().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let report_path = dir.path().join("report.json");
+    let output = tokio::process::Command::new(loadgen_binary().unwrap())
+        .args(["--target", &node.endpoint(), "--kafka", &kafka])
+        .args(["--metrics-url", &metrics_url, "--subjects", "300"])
+        .args(["--batch", "100", "--rate", "1000", "--duration", "3s"])
+        .args([
+            "--warmup",
+            "0s",
+            "--probe-every",
+            "300ms",
+            "--quiet",
+            "--report",
+        ])
+        .arg(&report_path)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "credence-loadgen failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("Kafka produce latency"), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
+    let int = |key: &str| {
+        report[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{key}: {report}"))
+    };
+    assert!(int("sent") >= 2_000, "{report}");
+    assert_eq!(
+        int("accepted"),
+        int("sent"),
+        "Kafka acknowledged every event: {report}"
+    );
+    assert!(
+        report["target"].as_str().unwrap().starts_with("kafka://"),
+        "{report}"
+    );
+
+    // The node scores all of them (it drains what the topic holds).
+    let scored =
+        |m: &credence_loadgen::metrics::Metrics| m.sum("credence_events_scored_total", &[]);
+    let expected = (int("accepted") + int("probes")) as f64;
+    credence_tests::wait::until(
+        "the node to score every event of the run",
+        credence_tests::wait::SCORING_TIMEOUT,
+        || async {
+            let now = node.metrics().await?;
+            Ok((scored(&now) - scored(&before) >= expected).then_some(()))
+        },
+    )
+    .await
+    .unwrap();
+    let after = node.metrics().await.unwrap();
+    assert_eq!(
+        scored(&after) - scored(&before),
+        expected,
+        "scored once each"
+    );
+}
